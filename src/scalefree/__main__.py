@@ -1,0 +1,5 @@
+import sys
+
+from scalefree.cli import main
+
+sys.exit(main())

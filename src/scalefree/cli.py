@@ -1,0 +1,72 @@
+"""One entry point: ``scalefree {train,sweep,plot,report,reproduce,check-scale-free}``.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers a parser
+whose ``func`` default is called with the parsed namespace and returns an exit code. Usage errors
+(:class:`scalefree.errors.UsageError`) become one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from scalefree import __version__
+from scalefree.errors import UsageError
+
+# Subcommand modules, in the order --help lists them. Modules are imported on demand, so a broken or
+# not-yet-present optional part never breaks the others.
+SUBCOMMANDS: tuple[str, ...] = (
+    "scalefree.train.cli",
+    "scalefree.sweep.cli",
+    "scalefree.plots.cli",
+    "scalefree.experiments.cli",
+    "scalefree.optim.cli",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that names the subcommand in its errors and exits with code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="scalefree",
+        description="Adam with weight decay: optimizers, CIFAR training, sweeps, figures.",
+    )
+    parser.add_argument("--version", action="version", version=f"scalefree {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module_name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a real missing dependency inside the module
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"scalefree {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"scalefree {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

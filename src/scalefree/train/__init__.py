@@ -1,0 +1,1 @@
+"""scalefree.train"""
