@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def assert_close(actual, expected, *, rtol: float | None = None, atol: float | None = None, msg: str = ""):
+def assert_close(
+    actual, expected, *, rtol: float | None = None, atol: float | None = None, msg: str = ""
+):
     """The one tolerance helper: dtype-aware defaults (float64 tight, float32 loose)."""
     actual = torch.as_tensor(actual)
     expected = torch.as_tensor(expected, dtype=actual.dtype, device=actual.device)

@@ -23,8 +23,20 @@ DECAY_CONVENTIONS = ("schedule", "lr")
 # Fields that change how a run is executed but not what it computes (or that are bookkeeping):
 # they are left out of the run name, so e.g. resuming on another device finds the same directory.
 EXECUTION_FIELDS = frozenset(
-    {"use_cuda", "device", "log_folder", "dataroot", "download", "compile", "channels_last",
-     "eval_interval", "reproducible", "store_stats", "store_stats_interval", "progress"}
+    {
+        "use_cuda",
+        "device",
+        "log_folder",
+        "dataroot",
+        "download",
+        "compile",
+        "channels_last",
+        "eval_interval",
+        "reproducible",
+        "store_stats",
+        "store_stats_interval",
+        "progress",
+    }
 )
 
 
@@ -84,13 +96,20 @@ class RunConfig:
             parts.append("NoBN")
         parts += [
             self.optim_method,
-            "Eta0", fmt_num(self.eta0),
-            "WD", fmt_num(self.weight_decay),
-            "Scheduler", self.scheduler,
-            "Loss_Mul", fmt_num(self.loss_multiplier),
-            "Epoch", str(self.train_epochs),
-            "BatchSize", str(self.batchsize),
-            "Seed", str(self.seed),
+            "Eta0",
+            fmt_num(self.eta0),
+            "WD",
+            fmt_num(self.weight_decay),
+            "Scheduler",
+            self.scheduler,
+            "Loss_Mul",
+            fmt_num(self.loss_multiplier),
+            "Epoch",
+            str(self.train_epochs),
+            "BatchSize",
+            str(self.batchsize),
+            "Seed",
+            str(self.seed),
         ]
         # Non-default settings the reference did not have: appended only when changed, so the
         # reference's names stay exactly as they were and distinct configs never share a folder.
@@ -106,7 +125,10 @@ class RunConfig:
             ("max_steps", lambda v: f"MaxSteps_{v}"),
         ]
         if self.scheduler == "Step":
-            extras += [("lr_step_size", lambda v: f"StepSize_{v}"), ("lr_gamma", lambda v: f"Gamma_{fmt_num(v)}")]
+            extras += [
+                ("lr_step_size", lambda v: f"StepSize_{v}"),
+                ("lr_gamma", lambda v: f"Gamma_{fmt_num(v)}"),
+            ]
         elif self.scheduler == "Exponential":
             extras += [("lr_gamma", lambda v: f"Gamma_{fmt_num(v)}")]
         elif self.scheduler == "Polynomial":
@@ -190,7 +212,13 @@ def _validate(c: RunConfig) -> None:
         _fail("loss_multiplier", "a positive finite number", c.loss_multiplier)
     if finite("eps") < 0:
         _fail("eps", "a non-negative finite number", c.eps)
-    for name in ("train_epochs", "batchsize", "eval_interval", "store_stats_interval", "lr_step_size"):
+    for name in (
+        "train_epochs",
+        "batchsize",
+        "eval_interval",
+        "store_stats_interval",
+        "lr_step_size",
+    ):
         positive_int(name)
     positive_int("max_steps", allow_none=True)
     for name in ("seed",):

@@ -71,7 +71,9 @@ def iqr_log2(counts: np.ndarray) -> np.ndarray:
 
     def quantile(q: float) -> np.ndarray:
         k = np.argmax(cdf >= q, axis=-1)  # first bin whose cdf reaches q
-        prev = np.where(k > 0, np.take_along_axis(cdf, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0.0)
+        prev = np.where(
+            k > 0, np.take_along_axis(cdf, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0.0
+        )
         here = np.take_along_axis(cdf, k[..., None], -1)[..., 0]
         frac = np.where(here > prev, (q - prev) / np.where(here > prev, here - prev, 1), 0.0)
         return MIN_EXP + k + frac
@@ -144,13 +146,17 @@ class UpdateStats:
         """(S, B) whole-model counts of one quantity."""
         return self.counts[:, self.quantities.index(quantity)].sum(axis=1)
 
-    def fractions(self, quantity: str, epoch: int | None = None, layer: str | None = None) -> np.ndarray:
+    def fractions(
+        self, quantity: str, epoch: int | None = None, layer: str | None = None
+    ) -> np.ndarray:
         """Fraction of coordinates per bin, summed over the snapshots of ``epoch`` (all if None),
         for the whole model or one ``layer``."""
         q = self.quantities.index(quantity)
         sel = np.ones(len(self.epoch), bool) if epoch is None else self.epoch == epoch
         if not sel.any():
-            raise ValueError(f"no statistics for epoch {epoch}; available: {sorted(set(self.epoch.tolist()))}")
+            raise ValueError(
+                f"no statistics for epoch {epoch}; available: {sorted(set(self.epoch.tolist()))}"
+            )
         c = self.counts[sel, q]
         c = c[:, self.layers.index(layer)] if layer is not None else c.sum(axis=1)
         total = c.sum()
@@ -165,7 +171,9 @@ def load_stats(run_dir: str | Path) -> UpdateStats:
     """Read every ``stats/epoch_*.npz`` of a run, in epoch order."""
     files = sorted((Path(run_dir) / "stats").glob("epoch_*.npz"))
     if not files:
-        raise FileNotFoundError(f"no update statistics in {Path(run_dir) / 'stats'} (train with --store-stats)")
+        raise FileNotFoundError(
+            f"no update statistics in {Path(run_dir) / 'stats'} (train with --store-stats)"
+        )
     parts = [np.load(f, allow_pickle=False) for f in files]
     return UpdateStats(
         epoch=np.concatenate([p["epoch"] for p in parts]),

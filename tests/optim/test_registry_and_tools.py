@@ -1,0 +1,96 @@
+"""Registry, decay/no-decay groups and the check-scale-free command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from scalefree.cli import main
+from scalefree.errors import UsageError
+from scalefree.optim import OPTIMIZERS, build_optimizer, param_groups
+from scalefree.optim.scale_free import check_scale_free
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_every_entry_builds_and_steps(name):
+    x = torch.ones(4, requires_grad=True)
+    opt = build_optimizer(name, [x], lr=0.1, weight_decay=0.01)
+    x.square().sum().backward()
+    opt.step()
+    assert torch.all(x.detach() < 1)
+
+
+def test_baselines_are_torch_optimizers_and_sgdm_has_momentum():
+    x = [torch.ones(1, requires_grad=True)]
+    assert type(build_optimizer("SGD", x, lr=0.1)) is torch.optim.SGD
+    assert build_optimizer("SGDM", x, lr=0.1).param_groups[0]["momentum"] == 0.9
+    assert type(build_optimizer("adagrad", x, lr=0.1)) is torch.optim.Adagrad
+
+
+def test_unsupported_option_is_a_usage_error():
+    with pytest.raises(UsageError, match="optimizer SGD does not take amsgrad"):
+        build_optimizer("SGD", [torch.ones(1, requires_grad=True)], lr=0.1, amsgrad=True)
+    with pytest.raises(UsageError, match="unknown optimizer 'AdamX'; choose one of: AdamL2, AdamW"):
+        build_optimizer("AdamX", [torch.ones(1, requires_grad=True)], lr=0.1)
+
+
+def test_param_groups_exclude_bias_and_norm():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 5, 5))
+    everything = param_groups(model, 0.1)
+    assert len(everything) == 1 and len(everything[0]["params"]) == 6
+    decay, no_decay = param_groups(model, 0.1, exclude_bias_norm=True)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(model[0].weight), id(model[3].weight)}
+    assert len(no_decay["params"]) == 4  # conv bias, BN weight and bias, linear bias
+
+
+def test_check_scale_free_expected_verdicts():
+    rows = {
+        (r.name, r.eps): r
+        for r in check_scale_free(["AdamW", "AdamL2", "AdamProxD", "SGD"], steps=40)
+    }
+    assert rows[("AdamW", 0.0)].max_rel_diff < 1e-12
+    assert rows[("AdamW", 1e-8)].verdict == "scale-free up to eps"
+    assert rows[("AdamL2", 0.0)].max_rel_diff > 1e-3
+    assert rows[("AdamProxD", 0.0)].max_rel_diff > 1e-3
+    assert not rows[("SGD", None)].scale_free
+
+
+def test_check_scale_free_cli(tmp_path, capsys):
+    out = tmp_path / "sf.json"
+    assert (
+        main(
+            [
+                "check-scale-free",
+                "--optimizers",
+                "AdamW",
+                "AdamProxL1",
+                "--steps",
+                "20",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "AdamProxL1" in text and "scale-free" in text
+    rows = json.loads(out.read_text())
+    assert {r["name"] for r in rows} == {"AdamW", "AdamProxL1"}
+    assert all(r["max_rel_diff"] < 1e-12 for r in rows if r["eps"] == 0.0)
+
+
+def user_factory(params):
+    return torch.optim.SGD(params, lr=1e-3)
+
+
+def test_check_scale_free_cli_user_factory_and_errors(capsys):
+    assert main(["check-scale-free", "--factory", f"{__name__}:user_factory", "--steps", "5"]) == 0
+    assert "not scale-free" in capsys.readouterr().out
+    assert main(["check-scale-free", "--factory", "nonexistent_mod:f"]) == 2
+    assert main(["check-scale-free", "--steps", "0"]) == 2
+    assert "--steps must be a positive integer" in capsys.readouterr().err
