@@ -1,1 +1,68 @@
-"""scalefree.models"""
+"""Model zoo: CIFAR ResNets (6n+2, option-A shortcuts) and DenseNet-BC-100, by name.
+
+``MODELS`` is the one registry the CLI choices, sweeps and tests read; ``build_model`` is the
+one way to construct a model from a name. Every model takes N x 3 x 32 x 32 float input and
+returns N x num_classes logits; ``batch_norm=False`` removes every BatchNorm and nothing else.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from scalefree.errors import UsageError
+from scalefree.models.densenet import DenseNetBC, densenet_bc
+from scalefree.models.resnet import RESNET_DEPTHS, CifarResNet, resnet
+from scalefree.optim.groups import NORM_TYPES
+from scalefree.registry import Entry, Registry, UnknownNameError
+
+__all__ = [
+    "MODELS",
+    "NORM_TYPES",
+    "CifarResNet",
+    "DenseNetBC",
+    "Entry",
+    "UnknownNameError",
+    "build_model",
+    "count_parameters",
+    "densenet_bc",
+    "resnet",
+]
+
+# Normalization layers (one definition, shared with the decay/no-decay groups and statistics).
+
+MODELS: Registry[nn.Module] = Registry("model")
+
+for _depth in RESNET_DEPTHS:
+    MODELS.add(
+        f"ResNet{_depth}",
+        resnet,
+        f"CIFAR ResNet-{_depth} ({(_depth - 2) // 6} basic blocks per stage, option-A "
+        "shortcuts; He et al. 2016)",
+        defaults={"depth": _depth},
+        tags={"resnet"},
+    )
+MODELS.add(
+    "DenseNetBC100",
+    densenet_bc,
+    "DenseNet-BC, depth 100, growth rate 12, compression 0.5 (Huang et al. 2017)",
+    defaults={"depth": 100, "growth_rate": 12, "compression": 0.5},
+    tags={"densenet"},
+)
+del _depth
+
+
+def build_model(name: str, num_classes: int = 10, batch_norm: bool = True) -> nn.Module:
+    """Build the model registered as ``name`` (case-insensitive).
+
+    Raises ``UnknownNameError`` (listing the choices) for an unknown name and ``UsageError`` for
+    a non-positive ``num_classes``.
+    """
+    entry = MODELS.get(name)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise UsageError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return entry.build(num_classes=num_classes, batch_norm=batch_norm)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (each shared tensor counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
