@@ -84,6 +84,20 @@ class RunConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         _validate(self)
+        # Canonical registry names (case-insensitive input), so run names are stable.
+        from scalefree.data import DATASETS
+        from scalefree.models import MODELS
+        from scalefree.optim import OPTIMIZERS
+
+        for name, registry in (
+            ("optim_method", OPTIMIZERS),
+            ("model", MODELS),
+            ("dataset", DATASETS),
+        ):
+            try:
+                object.__setattr__(self, name, registry.canonical(getattr(self, name)))
+            except UsageError as exc:
+                raise UsageError(f"{flag(name)}: {exc}") from None
 
     # ---------------------------------------------------------------- identity
     @property

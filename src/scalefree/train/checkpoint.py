@@ -1,0 +1,88 @@
+"""Checkpoints: atomic, checksummed, with every RNG state, so a resumed run equals an uninterrupted one.
+
+Layout: ``checkpoint.pt`` (latest complete epoch) and ``checkpoint.prev.pt`` (the one before). Each
+file is ``MAGIC + sha256(payload) + payload`` with payload a ``torch.save`` blob. A truncated or
+corrupted latest checkpoint is detected by its checksum and the previous one is used instead;
+if both are bad the caller gets a clear error instead of a silent restart from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalefree.errors import UsageError
+from scalefree.io import atomic_write_bytes
+
+MAGIC = b"SCALEFREE-CKPT-v1\n"
+LATEST = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+
+
+class CheckpointError(UsageError):
+    """No usable checkpoint although one was expected."""
+
+
+def save_checkpoint(run_dir: str | Path, payload: dict[str, Any]) -> Path:
+    run_dir = Path(run_dir)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    data = buf.getvalue()
+    latest = run_dir / LATEST
+    if latest.exists():
+        os.replace(latest, run_dir / PREVIOUS)  # keep the last good one until the new one is whole
+    atomic_write_bytes(latest, MAGIC + hashlib.sha256(data).digest() + data)
+    return latest
+
+
+def _read(path: Path) -> dict[str, Any]:
+    blob = path.read_bytes()
+    head = len(MAGIC)
+    if not blob.startswith(MAGIC) or len(blob) < head + 32:
+        raise ValueError("not a scalefree checkpoint or truncated header")
+    digest, data = blob[head : head + 32], blob[head + 32 :]
+    if hashlib.sha256(data).digest() != digest:
+        raise ValueError("checksum mismatch (truncated or corrupted)")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    run_dir = Path(run_dir)
+    return (run_dir / LATEST).exists() or (run_dir / PREVIOUS).exists()
+
+
+def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """The newest valid checkpoint and a list of warnings about ones that were skipped."""
+    run_dir = Path(run_dir)
+    warnings: list[str] = []
+    for name in (LATEST, PREVIOUS):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            return _read(path), warnings
+        except Exception as exc:  # any unreadable file: fall back to the previous one
+            warnings.append(f"{path} is unusable ({exc}); falling back to the previous checkpoint")
+    raise CheckpointError(
+        f"no valid checkpoint in {run_dir} ({'; '.join(warnings) or 'none found'}). "
+        "Delete the run directory to start this run from scratch."
+    )
+
+
+def rng_state(data_generator: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "data": data_generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], data_generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    data_generator.set_state(state["data"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

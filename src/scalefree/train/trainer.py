@@ -1,0 +1,649 @@
+"""The training loop: one RunConfig in, one run directory out (DESIGN section 6).
+
+Order of writes, chosen so that a crash at any point loses at most the current epoch and never
+leaves a half-written file: ``config.json`` at the start; per evaluated epoch one line appended to
+``metrics.jsonl`` (flushed and fsynced), the epoch's ``stats/epoch_EEEE.npz``, then
+``checkpoint.pt`` (atomic, checksummed, with model, optimizer, scheduler and every RNG state);
+``result.json`` last, atomically. ``resume`` restores the newest valid checkpoint, drops metrics and
+statistics written after it, and continues so that the final metrics equal an uninterrupted run
+(bitwise on the CPU with ``--reproducible``).
+
+Schedulers step once per epoch: Cosine anneals to 0 over ``train_epochs``; Step multiplies by
+``lr_gamma`` every ``lr_step_size`` epochs; Exponential by ``lr_gamma`` every epoch; Polynomial is
+(1 - epoch / train_epochs) ** ``lr_power``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalefree import __version__
+from scalefree.data import DataBundle, TrainBatches, eval_batches, load_data
+from scalefree.errors import UsageError
+from scalefree.io import atomic_save, atomic_write_json
+from scalefree.models import build_model
+from scalefree.optim import param_groups
+from scalefree.optim.adam_family import AdamFamily
+from scalefree.optim.groups import is_norm_module
+from scalefree.optim.registry import OPTIMIZERS, accepted_options, build_optimizer
+from scalefree.results import CONFIG_FILE, METRICS_FILE, RESULT_FILE, STATS_DIR, read_metrics
+from scalefree.train import checkpoint as ckpt
+from scalefree.train.config import RunConfig
+from scalefree.train.stats import QUANTITIES, StatsRecorder
+
+EVAL_BATCH = 500
+CHECK_EVERY = 10  # steps between (host-syncing) checks of the running loss for divergence
+
+
+@dataclass
+class DistContext:
+    """Rank information; the default is a single process. Only rank 0 writes files."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    result: dict[str, Any]
+    skipped: bool = False  # the run was already complete
+
+
+class Diverged(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------ resolution
+
+
+def resolve_device(config: RunConfig) -> torch.device:
+    want = config.device
+    if config.use_cuda and want == "auto":
+        want = "cuda"
+        if not torch.cuda.is_available():
+            warnings.warn(
+                "--use-cuda given but no CUDA device is available; using the CPU", stacklevel=2
+            )
+            want = "cpu"
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            "--device cuda given but no CUDA device is available; use --device cpu or auto"
+        )
+    return torch.device(want)
+
+
+def resolve_channels_last(config: RunConfig, device: torch.device) -> bool:
+    if config.channels_last != "auto":
+        return config.channels_last == "on"
+    # channels_last pays off on GPU (tensor cores) and on CPU too: oneDNN's NHWC convolutions ran a
+    # ResNet-20 training step ~4x faster than NCHW here (benchmarks/RESULTS.md).
+    return device.type in ("cuda", "cpu")
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    return {
+        "scalefree_version": __version__,
+        "git_commit": _git_commit(),
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "hostname": socket.gethostname(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "num_threads": torch.get_num_threads(),
+    }
+
+
+def initial_weights_path(config: RunConfig) -> Path:
+    bn = "BN" if config.batch_norm else "NoBN"
+    name = f"{config.dataset}_{config.model}_{bn}_InitSeed_{config.effective_init_seed}.pt"
+    return Path(config.log_folder) / "initial_weights" / name
+
+
+def build_initial_model(config: RunConfig, num_classes: int, write: bool = True) -> nn.Module:
+    """The run's model with the stored initial weights for (dataset, model, BN, init seed).
+
+    The first run to need them creates them (seeded, on the CPU, so identical on every machine) and
+    stores them atomically; every later run of a sweep loads the same file.
+    """
+    path = initial_weights_path(config)
+    model = build_model(config.model, num_classes=num_classes, batch_norm=config.batch_norm)
+    if path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        return model
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.effective_init_seed)
+        model = build_model(config.model, num_classes=num_classes, batch_norm=config.batch_norm)
+    if write:
+        atomic_save(path, lambda f: torch.save(model.state_dict(), f))
+    return model
+
+
+def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    name = OPTIMIZERS.canonical(config.optim_method)
+    accepted = accepted_options(name)
+    family = "adam_family" in OPTIMIZERS.get(name).tags
+    defaults = RunConfig()
+    options: dict[str, Any] = {}
+    for key in ("betas", "eps", "amsgrad", "decay_convention"):
+        value, default = getattr(config, key), getattr(defaults, key)
+        if key in accepted and (family or value != default):
+            options[key] = value
+        elif value != default:
+            raise UsageError(f"--{key.replace('_', '-')} does not apply to optimizer {name}")
+    groups = param_groups(model, config.weight_decay, exclude_bias_norm=config.no_decay_bias_norm)
+    return build_optimizer(
+        name, groups, lr=config.eta0, weight_decay=config.weight_decay, **options
+    )
+
+
+def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):
+    epochs = config.train_epochs
+    s = config.scheduler
+    if s == "None":
+        return None
+    if s == "Cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if s == "Step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma
+        )
+    if s == "Exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
+    if s == "Polynomial":
+        return torch.optim.lr_scheduler.PolynomialLR(
+            optimizer, total_iters=epochs, power=config.lr_power
+        )
+    raise UsageError(f"unknown scheduler {s!r}")
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+
+def stats_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every parameter except those of normalization layers, in model order."""
+    out = []
+    for mod_name, module in model.named_modules():
+        if is_norm_module(module):
+            continue
+        for p_name, p in module.named_parameters(recurse=False):
+            if p.requires_grad:
+                out.append((f"{mod_name}.{p_name}" if mod_name else p_name, p))
+    return out
+
+
+def alpha_of(optimizer: torch.optim.Optimizer) -> dict[torch.Tensor, float]:
+    return {
+        p: float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups for p in g["params"]
+    }
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    images,
+    labels,
+    mean,
+    std,
+    *,
+    loss_multiplier: float,
+    amp_ctx: Callable,
+    channels_last: bool,
+    ctx: DistContext,
+) -> tuple[float, float]:
+    """Mean loss (times the loss multiplier) and accuracy, in eval mode, without augmentation."""
+    model.eval()
+    n = len(images)
+    lo, hi = (ctx.rank * n) // ctx.world_size, ((ctx.rank + 1) * n) // ctx.world_size
+    loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+    correct = torch.zeros((), dtype=torch.int64, device=images.device)
+    for x, y in eval_batches(
+        images[lo:hi], labels[lo:hi], EVAL_BATCH, mean, std, channels_last=channels_last
+    ):
+        with amp_ctx():
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+    if ctx.world_size > 1:
+        packed = torch.stack([loss_sum, correct.double()])
+        torch.distributed.all_reduce(packed)
+        loss_sum, correct = packed[0], packed[1]
+    model.train()
+    return float(loss_sum) * loss_multiplier / n, float(correct) / n
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+@dataclass
+class _Progress:
+    mode: str
+    total_steps: int
+    bar: Any = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def create(cls, mode: str, total_steps: int, enabled: bool) -> _Progress:
+        if not enabled or mode == "none":
+            return cls("none", total_steps)
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "plain"
+        bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, leave=False)
+        return cls(mode, total_steps, bar)
+
+    def step(self, n: int, loss: float | None, images_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_per_s:.0f}")
+
+    def epoch(self, line: str) -> None:
+        if self.mode == "plain":
+            print(line, flush=True)
+        elif self.bar is not None:
+            self.bar.write(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    ctx: DistContext | None = None,
+    data: DataBundle | None = None,
+) -> RunOutcome:
+    """Run (or resume, or skip if complete) one training run; return its result."""
+    ctx = ctx or DistContext()
+    run_dir = Path(config.log_folder) / config.run_name()
+    result_path = run_dir / RESULT_FILE
+    if result_path.exists():
+        with open(result_path) as f:
+            return RunOutcome(run_dir, json.load(f), skipped=True)
+
+    device = ctx.device or resolve_device(config)
+    if ctx.is_main:
+        _prepare_run_dir(run_dir, config, resume)
+    if config.reproducible:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    torch.manual_seed(config.seed)
+    data = data or load_data(
+        config.dataset,
+        config.dataroot,
+        download=config.download and ctx.is_main,
+        validation=config.validation,
+        val_ratio=config.val_ratio,
+        split_seed=config.seed,
+        device=device,
+    )
+    channels_last = resolve_channels_last(config, device)
+    model = build_initial_model(config, data.num_classes, write=ctx.is_main)
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model)
+    scheduler = make_scheduler(config, optimizer)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    env = environment(device) | {
+        "channels_last_resolved": channels_last,
+        "world_size": ctx.world_size,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "eval_split": data.eval_split,
+        "train_size": len(data.train_images),
+        "eval_size": len(data.eval_images),
+    }
+    start_epoch, step, wall_before, best_acc = 1, 0, 0.0, None
+    if resume and ckpt.has_checkpoint(run_dir):
+        state, notes = ckpt.load_checkpoint(run_dir)
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"], generator)
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        wall_before, best_acc = state["wall_time_s"], state.get("best_test_acc")
+        if ctx.is_main:
+            _truncate_after(run_dir, state["epoch"])
+            print(
+                f"resuming {run_dir.name} after epoch {state['epoch']} (step {step})",
+                file=sys.stderr,
+            )
+    if ctx.is_main:
+        atomic_write_json(
+            run_dir / CONFIG_FILE, config.to_dict() | {"run_name": run_dir.name, "env": env}
+        )
+
+    train_model: nn.Module = model
+    if ctx.world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
+    if config.compile:
+        train_model = torch.compile(train_model)
+    amp_ctx = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+        if config.amp == "bf16"
+        else contextlib.nullcontext
+    )
+
+    layers = stats_layers(model) if config.store_stats else []
+    recorder = (
+        StatsRecorder(run_dir / STATS_DIR, [n for n, _ in layers])
+        if layers and ctx.is_main
+        else None
+    )
+    alphas = alpha_of(optimizer)
+    is_family = isinstance(optimizer, AdamFamily)
+
+    batches_per_epoch = len(TrainBatches(data, config.batchsize, generator))
+    total_steps = config.train_epochs * batches_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    progress = _Progress.create(config.progress, max(total_steps - step, 0), enabled=ctx.is_main)
+    t0 = time.perf_counter()
+    status, message, last = "completed", None, None
+
+    def elapsed() -> float:
+        return wall_before + time.perf_counter() - t0
+
+    def evaluate_both() -> dict[str, float]:
+        kw = dict(
+            loss_multiplier=config.loss_multiplier,
+            amp_ctx=amp_ctx,
+            channels_last=channels_last,
+            ctx=ctx,
+        )
+        tr_loss, tr_acc = evaluate(
+            model, data.train_images, data.train_labels, data.mean, data.std, **kw
+        )
+        te_loss, te_acc = evaluate(
+            model, data.eval_images, data.eval_labels, data.mean, data.std, **kw
+        )
+        return {
+            "train_loss": tr_loss,
+            "train_acc": tr_acc,
+            "test_loss": te_loss,
+            "test_acc": te_acc,
+        }
+
+    epoch = start_epoch - 1
+    try:
+        for epoch in range(start_epoch, config.train_epochs + 1):
+            if step >= total_steps:
+                epoch -= 1
+                break
+            train_model.train()
+            loader = TrainBatches(
+                data,
+                config.batchsize,
+                generator,
+                channels_last=channels_last,
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+            )
+            running = torch.zeros((), device=device)
+            since_check, last_check_t = 0, time.perf_counter()
+            for it, (x, y) in enumerate(loader):
+                record = recorder is not None and it % config.store_stats_interval == 0
+                with amp_ctx():
+                    logits = train_model(x)
+                    loss = F.cross_entropy(logits.float(), y)
+                    if ctx.world_size > 1:
+                        # DDP averages gradients over ranks: weight each rank by its share of the
+                        # global batch so the result is the global-batch mean even when uneven.
+                        loss = loss * (
+                            len(y)
+                            * ctx.world_size
+                            / min(config.batchsize, loader.num_samples - it * config.batchsize)
+                        )
+                    scaled = loss * config.loss_multiplier
+                optimizer.zero_grad(set_to_none=True)
+                scaled.backward()
+                if record:
+                    grads = [
+                        p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                        for _, p in layers
+                    ]
+                    before = [p.detach().clone() for _, p in layers]
+                optimizer.step()
+                step += 1
+                running += loss.detach()
+                since_check += 1
+                if record:
+                    _record_stats(
+                        recorder,
+                        optimizer,
+                        layers,
+                        grads,
+                        before,
+                        alphas,
+                        is_family,
+                        epoch,
+                        it,
+                        step,
+                    )
+                if since_check >= CHECK_EVERY or step >= total_steps:
+                    mean_loss = float(running) / since_check * config.loss_multiplier
+                    if not math.isfinite(mean_loss):
+                        raise Diverged(
+                            f"training loss became {mean_loss} at epoch {epoch}, step {step}"
+                        )
+                    now = time.perf_counter()
+                    progress.step(
+                        since_check,
+                        mean_loss,
+                        since_check * config.batchsize / max(now - last_check_t, 1e-9),
+                    )
+                    running.zero_()
+                    since_check, last_check_t = 0, now
+                if step >= total_steps:
+                    break
+            if since_check:
+                mean_loss = float(running) / since_check * config.loss_multiplier
+                if not math.isfinite(mean_loss):
+                    raise Diverged(
+                        f"training loss became {mean_loss} at epoch {epoch}, step {step}"
+                    )
+                progress.step(since_check, mean_loss, 0.0)
+            if scheduler is not None:
+                scheduler.step()
+            finished = epoch == config.train_epochs or step >= total_steps
+            if epoch % config.eval_interval == 0 or finished:
+                metrics = evaluate_both()
+                if not all(math.isfinite(v) for v in metrics.values()):
+                    raise Diverged(f"evaluation loss is not finite after epoch {epoch}: {metrics}")
+                best_acc = max(best_acc or 0.0, metrics["test_acc"])
+                last = {
+                    "epoch": epoch,
+                    "step": step,
+                    **metrics,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "wall_time_s": round(elapsed(), 3),
+                }
+                if ctx.is_main:
+                    _append_metrics(run_dir, last)
+                    progress.epoch(
+                        f"epoch {epoch}/{config.train_epochs} step {step}: train loss {metrics['train_loss']:.4f} "
+                        f"acc {metrics['train_acc']:.4f} | {data.eval_split} loss {metrics['test_loss']:.4f} "
+                        f"acc {metrics['test_acc']:.4f} | {elapsed():.1f}s"
+                    )
+            if ctx.is_main:
+                if recorder is not None:
+                    recorder.flush(epoch)
+                ckpt.save_checkpoint(
+                    run_dir,
+                    {
+                        "epoch": epoch,
+                        "step": step,
+                        "wall_time_s": elapsed(),
+                        "best_test_acc": best_acc,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "rng": ckpt.rng_state(generator),
+                        "config": config.to_dict(),
+                    },
+                )
+            if finished:
+                break
+    except Diverged as exc:
+        status, message = "diverged", str(exc)
+        if recorder is not None:
+            recorder.discard()
+    finally:
+        progress.close()
+
+    if last is None:
+        # Resumed a run whose last epoch was complete but result.json was not written yet.
+        rows = read_metrics(run_dir)
+        last = rows[-1] if rows else None
+    result = {
+        "status": status,
+        "epochs_completed": epoch,
+        "steps": step,
+        "wall_time_s": round(elapsed(), 3),
+        "final": last if status == "completed" else None,
+        "last_evaluation": last,
+        "test_error": (1.0 - last["test_acc"]) if status == "completed" and last else None,
+        "best_test_acc": best_acc,
+        "eval_split": data.eval_split,
+        "message": message,
+    }
+    if ctx.is_main:
+        atomic_write_json(result_path, result)
+    return RunOutcome(run_dir, result)
+
+
+def _record_stats(
+    recorder, optimizer, layers, grads, before, alphas, is_family, epoch, it, step
+) -> None:
+    if is_family:
+        updates = optimizer.adam_updates()
+        u = [updates.get(p, torch.zeros_like(p)) for _, p in layers]
+    else:  # torch baselines: the update is the parameter change itself
+        u = [b - p.detach() for b, (_, p) in zip(before, layers)]
+    recorder.record(
+        epoch,
+        it,
+        step,
+        dict(
+            zip(
+                QUANTITIES,
+                (
+                    [t / alphas[p] for t, (_, p) in zip(u, layers)],
+                    u,
+                    grads,
+                    before,
+                ),
+            )
+        ),
+    )
+
+
+def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    with open(run_dir / METRICS_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _truncate_after(run_dir: Path, epoch: int) -> None:
+    """Drop metrics rows and statistics of epochs after the checkpoint (written before a crash)."""
+    rows = [r for r in read_metrics(run_dir) if r["epoch"] <= epoch]
+    from scalefree.io import atomic_write_text
+
+    atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    for f in (run_dir / STATS_DIR).glob("epoch_*.npz"):
+        if int(f.stem.split("_")[1]) > epoch:
+            f.unlink()
+
+
+def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
+    """Create the run directory, check it is writable, and guard against clobbering a run."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write to the log folder {run_dir.parent} ({exc.strerror or exc}); "
+            "choose a writable --log-folder"
+        ) from exc
+    existing = run_dir / CONFIG_FILE
+    if existing.exists():
+        with open(existing) as f:
+            saved = RunConfig.from_dict(json.load(f))
+        if saved.identity() != config.identity():
+            diff = {
+                k: (v, config.identity().get(k))
+                for k, v in saved.identity().items()
+                if config.identity().get(k) != v
+            }
+            raise UsageError(
+                f"{run_dir} holds a run with different settings {diff}; use another --log-folder"
+            )
+    if ckpt.has_checkpoint(run_dir) and not resume:
+        raise UsageError(
+            f"{run_dir} already holds a checkpoint of an unfinished run; pass --resume to continue it "
+            "or delete the folder to start over"
+        )
+    if not resume:
+        for name in (METRICS_FILE,):
+            (run_dir / name).unlink(missing_ok=True)
+        for f in (run_dir / STATS_DIR).glob("epoch_*.npz"):
+            f.unlink()
