@@ -50,6 +50,8 @@ from scalefree.train.stats import QUANTITIES, StatsRecorder
 
 EVAL_BATCH = 500
 CHECK_EVERY = 10  # steps between (host-syncing) checks of the running loss for divergence
+# One held-out split for every run, so seeds and settings are compared on the same images.
+VAL_SPLIT_SEED = 0
 
 
 @dataclass
