@@ -201,10 +201,10 @@ def _fail(name: str, requirement: str, value: Any) -> None:
 
 
 def _validate(c: RunConfig) -> None:
-    def finite(name: str) -> float:
+    def finite(name: str, requirement: str = "a finite number") -> float:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            _fail(name, "a finite number", v)
+            _fail(name, requirement, v)
         return float(v)
 
     def positive_int(name: str, allow_none: bool = False) -> None:
@@ -218,13 +218,13 @@ def _validate(c: RunConfig) -> None:
         if getattr(c, name) not in choices:
             _fail(name, f"one of {', '.join(choices)}", getattr(c, name))
 
-    if finite("eta0") <= 0:
+    if finite("eta0", "a positive finite number") <= 0:
         _fail("eta0", "a positive finite number", c.eta0)
-    if finite("weight_decay") < 0:
+    if finite("weight_decay", "a non-negative finite number") < 0:
         _fail("weight_decay", "a non-negative finite number", c.weight_decay)
-    if finite("loss_multiplier") <= 0:
+    if finite("loss_multiplier", "a positive finite number") <= 0:
         _fail("loss_multiplier", "a positive finite number", c.loss_multiplier)
-    if finite("eps") < 0:
+    if finite("eps", "a non-negative finite number") < 0:
         _fail("eps", "a non-negative finite number", c.eps)
     for name in (
         "train_epochs",
@@ -241,13 +241,13 @@ def _validate(c: RunConfig) -> None:
             _fail(name, "a non-negative integer", v)
     if c.init_seed is not None and (not isinstance(c.init_seed, int) or c.init_seed < 0):
         _fail("init_seed", "a non-negative integer", c.init_seed)
-    if not (0.0 < finite("val_ratio") < 1.0):
+    if not (0.0 < finite("val_ratio", "strictly between 0 and 1") < 1.0):
         _fail("val_ratio", "strictly between 0 and 1", c.val_ratio)
     if len(c.betas) != 2 or not all(math.isfinite(b) and 0.0 <= b < 1.0 for b in c.betas):
         _fail("betas", "two numbers in [0, 1)", c.betas)
-    if not (0.0 < finite("lr_gamma") <= 1.0):
+    if not (0.0 < finite("lr_gamma", "in (0, 1]") <= 1.0):
         _fail("lr_gamma", "in (0, 1]", c.lr_gamma)
-    if finite("lr_power") <= 0:
+    if finite("lr_power", "a positive number") <= 0:
         _fail("lr_power", "a positive number", c.lr_power)
     choice("scheduler", SCHEDULERS)
     choice("amp", AMP_MODES)
