@@ -26,13 +26,7 @@ import torch
 
 from scalefree import __version__
 from scalefree.io import atomic_write_json, atomic_write_text
-from scalefree.results import (
-    CONFIG_FILE,
-    DIVERGED_ERROR,
-    METRICS_FILE,
-    RESULT_FILE,
-    STATS_DIR,
-)
+from scalefree.results import CONFIG_FILE, METRICS_FILE, RESULT_FILE, STATS_DIR
 from scalefree.train.config import RunConfig
 from scalefree.train.stats import QUANTITIES, StatsRecorder
 
@@ -103,14 +97,18 @@ def make_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(zlib.crc32(cfg.run_name().encode()))
 
-    config = cfg.to_dict()
-    # Environment keys the trainer records beside the settings; readers must ignore them.
-    config.update(
-        scalefree_version=__version__,
-        git_commit="0" * 40,
-        torch_version=torch.__version__,
-        device="cpu",
-    )
+    # As the trainer writes it: every setting, the run name, and the environment nested under
+    # "env" (readers must ignore keys that are not RunConfig fields).
+    config = cfg.to_dict() | {
+        "run_name": run_dir.name,
+        "env": {
+            "scalefree_version": __version__,
+            "git_commit": "0" * 40,
+            "torch_version": torch.__version__,
+            "device": "cpu",
+            "eval_split": "val" if cfg.validation else "test",
+        },
+    }
     atomic_write_json(run_dir / CONFIG_FILE, config)
 
     # How many epochs ran: a run that stopped early got through about half of them.
@@ -127,20 +125,24 @@ def make_run(
 
     if status == "incomplete":
         return run_dir
-    final = rows[-1] if rows else None
-    final_fields = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+    last = rows[-1] if rows else None
+    stopped = done + 1  # the epoch in which a diverged or failed run stopped
     result = {
         "status": status,
-        "epochs_completed": done,
-        "steps": done * STEPS_PER_EPOCH,
-        "wall_time_s": rows[-1]["wall_time_s"] if rows else 0.0,
-        "final": {k: final[k] for k in final_fields} if final else None,
-        "test_error": (1.0 - final["test_acc"]) if status == "completed" else DIVERGED_ERROR,
+        "epochs_completed": done if status == "completed" else stopped,
+        "steps": done * STEPS_PER_EPOCH + (0 if status == "completed" else 17),
+        "wall_time_s": last["wall_time_s"] if last else 0.0,
+        # The trainer keeps "final" and "test_error" for completed runs only; readers charge the
+        # others DIVERGED_ERROR (RunRecord.test_error).
+        "final": last if status == "completed" else None,
+        "last_evaluation": last,
+        "test_error": (1.0 - last["test_acc"]) if status == "completed" else None,
         "best_test_acc": max(r["test_acc"] for r in rows) if rows else None,
         "eval_split": "val" if cfg.validation else "test",
         "message": {
             "completed": None,
-            "diverged": f"non-finite training loss at step {done * STEPS_PER_EPOCH + 17}",
+            "diverged": f"training loss became nan at epoch {stopped}, step "
+            f"{done * STEPS_PER_EPOCH + 17}",
             "failed": "RuntimeError: CUDA out of memory",
         }[status],
     }
@@ -181,7 +183,11 @@ def make_grid(
                         kwargs["test_acc"] = 1.0 - float(outcome)
                     paths.append(
                         make_run(
-                            root, optim_method=method, eta0=eta0, weight_decay=wd, seed=seed,
+                            root,
+                            optim_method=method,
+                            eta0=eta0,
+                            weight_decay=wd,
+                            seed=seed,
                             **kwargs,
                         )
                     )
@@ -235,9 +241,7 @@ def _write_stats(
         sigma = math.sqrt(max(sigma_total**2 - float(np.var(shift)), 1e-6))
         mu = -9.0 - 2.0 * frac
         for iteration in range(0, STEPS_PER_EPOCH, cfg.store_stats_interval):
-            over_alpha = [
-                2.0 ** rng.normal(mu + s, sigma, size=n) for s, n in zip(shift, sizes)
-            ]
+            over_alpha = [2.0 ** rng.normal(mu + s, sigma, size=n) for s, n in zip(shift, sizes)]
             quantities = {
                 "update_over_alpha": over_alpha,
                 "update": [cfg.eta0 * a for a in over_alpha],

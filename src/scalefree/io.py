@@ -20,6 +20,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates 0600; give the file the permissions a plain open() would (umask applies).
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -50,6 +52,12 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[IO[bytes]], None]) ->
     """Atomically write a binary file produced by ``writer(fileobj)`` (e.g. torch.save, np.savez)."""
     with atomic_open(path, "wb") as f:
         writer(f)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: str | os.PathLike) -> Any:

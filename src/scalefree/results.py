@@ -9,8 +9,11 @@ complete. Sweeps, plots and reports read runs only through this module.
     {"status": "completed" | "diverged" | "failed",
      "epochs_completed": int, "steps": int, "wall_time_s": float,
      "final": {"epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr"} | null,
-     "test_error": float,          # 1 - final test_acc; DIVERGED_ERROR for diverged/failed runs
+     "last_evaluation": the last metrics row (also for diverged runs) | null,
+     "test_error": float | null,   # 1 - final test_acc; null unless completed
      "best_test_acc": float | null, "eval_split": "test" | "val", "message": str | null}
+
+Tables and heatmaps charge diverged and failed runs DIVERGED_ERROR (see RunRecord.test_error).
 
 ``metrics.jsonl``: one JSON object per evaluation with the keys of ``final`` plus ``wall_time_s``.
 Accuracies are fractions in [0, 1]; losses include ``--loss-multiplier``.

@@ -137,10 +137,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scalefree.train.distributed import init_from_env, shutdown
     from scalefree.train.trainer import train
 
     config = config_from_args(args)
-    outcome = train(config, resume=args.resume)
+    ctx = init_from_env(config)
+    try:
+        outcome = train(config, resume=args.resume, ctx=ctx)
+    finally:
+        shutdown(ctx)
+    if not ctx.is_main:
+        return 0 if outcome.result["status"] == "completed" else 1
     r = outcome.result
     if outcome.skipped:
         print(f"already complete ({r['status']}): {outcome.run_dir}")

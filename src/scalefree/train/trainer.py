@@ -311,8 +311,10 @@ def train(
             return RunOutcome(run_dir, json.load(f), skipped=True)
 
     device = ctx.device or resolve_device(config)
+    _check_run_dir(run_dir, config, resume)
     if ctx.is_main:
-        _prepare_run_dir(run_dir, config, resume)
+        _create_run_dir(run_dir, resume)
+    _barrier(ctx)
     if config.reproducible:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -330,7 +332,10 @@ def train(
         device=device,
     )
     channels_last = resolve_channels_last(config, device)
-    model = build_initial_model(config, data.num_classes, write=ctx.is_main)
+    if ctx.is_main:
+        build_initial_model(config, data.num_classes, write=True)  # create the stored weights once
+    _barrier(ctx)
+    model = build_initial_model(config, data.num_classes, write=False)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -479,7 +484,7 @@ def train(
                         step,
                     )
                 if since_check >= CHECK_EVERY or step >= total_steps:
-                    mean_loss = float(running) / since_check * config.loss_multiplier
+                    mean_loss = _mean_loss(running, since_check, config.loss_multiplier, ctx)
                     if not math.isfinite(mean_loss):
                         raise Diverged(
                             f"training loss became {mean_loss} at epoch {epoch}, step {step}"
@@ -495,7 +500,7 @@ def train(
                 if step >= total_steps:
                     break
             if since_check:
-                mean_loss = float(running) / since_check * config.loss_multiplier
+                mean_loss = _mean_loss(running, since_check, config.loss_multiplier, ctx)
                 if not math.isfinite(mean_loss):
                     raise Diverged(
                         f"training loss became {mean_loss} at epoch {epoch}, step {step}"
@@ -596,6 +601,20 @@ def _record_stats(
     )
 
 
+def _mean_loss(running: torch.Tensor, n: int, multiplier: float, ctx: DistContext) -> float:
+    """Mean training loss since the last check, agreed on by every rank (so all stop together)."""
+    if ctx.world_size > 1:
+        running = running.clone()
+        torch.distributed.all_reduce(running)
+        running /= ctx.world_size
+    return float(running) / n * multiplier
+
+
+def _barrier(ctx: DistContext) -> None:
+    if ctx.world_size > 1:
+        torch.distributed.barrier()
+
+
 def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     with open(run_dir / METRICS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -614,8 +633,27 @@ def _truncate_after(run_dir: Path, epoch: int) -> None:
             f.unlink()
 
 
-def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
-    """Create the run directory, check it is writable, and guard against clobbering a run."""
+def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
+    """Refuse to clobber a different run or an unfinished one (read-only: safe on every rank)."""
+    existing = run_dir / CONFIG_FILE
+    if existing.exists():
+        with open(existing) as f:
+            saved = RunConfig.from_dict(json.load(f)).identity()
+        mine = config.identity()
+        if saved != mine:
+            diff = {k: (v, mine.get(k)) for k, v in saved.items() if mine.get(k) != v}
+            raise UsageError(
+                f"{run_dir} holds a run with different settings {diff}; use another --log-folder"
+            )
+    if ckpt.has_checkpoint(run_dir) and not resume:
+        raise UsageError(
+            f"{run_dir} already holds a checkpoint of an unfinished run; pass --resume to continue it "
+            "or delete the folder to start over"
+        )
+
+
+def _create_run_dir(run_dir: Path, resume: bool) -> None:
+    """Create the run directory and check it is writable before any training starts."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -626,26 +664,7 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
             f"cannot write to the log folder {run_dir.parent} ({exc.strerror or exc}); "
             "choose a writable --log-folder"
         ) from exc
-    existing = run_dir / CONFIG_FILE
-    if existing.exists():
-        with open(existing) as f:
-            saved = RunConfig.from_dict(json.load(f))
-        if saved.identity() != config.identity():
-            diff = {
-                k: (v, config.identity().get(k))
-                for k, v in saved.identity().items()
-                if config.identity().get(k) != v
-            }
-            raise UsageError(
-                f"{run_dir} holds a run with different settings {diff}; use another --log-folder"
-            )
-    if ckpt.has_checkpoint(run_dir) and not resume:
-        raise UsageError(
-            f"{run_dir} already holds a checkpoint of an unfinished run; pass --resume to continue it "
-            "or delete the folder to start over"
-        )
-    if not resume:
-        for name in (METRICS_FILE,):
-            (run_dir / name).unlink(missing_ok=True)
+    if not resume:  # leftovers of a run that crashed before its first checkpoint
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
         for f in (run_dir / STATS_DIR).glob("epoch_*.npz"):
             f.unlink()

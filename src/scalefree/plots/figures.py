@@ -1,0 +1,762 @@
+"""The paper's figures from run directories: heatmaps, curves, update histograms, correlation.
+
+One function per figure; each takes :class:`~scalefree.results.RunRecord` objects (from
+:func:`scalefree.results.load_runs`), returns the matplotlib ``Figure`` and saves it as PNG to
+``path`` atomically. Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas, never
+through ``pyplot``: no global state, no GUI backend, nothing left open after a call.
+
+* :func:`heatmap`: final test error over eta0 x weight decay per method (Figures 2, 3 left, 4-6);
+* :func:`curves`: training loss and test accuracy of each method's best setting (Figure 3 middle);
+* :func:`histogram`: power-of-two histograms of update magnitudes (Figure 3 right, Appendix C);
+* :func:`correlation`: AdamW's advantage over AdamL2 against depth, beside the spread of their
+  updates (the correlation claimed in Section 4.1).
+
+When the runs cannot support a figure (no finished runs, no statistics recorded, ...) the function
+raises :class:`NothingToPlot`, a :class:`~scalefree.errors.UsageError` whose message says what is
+missing and how to get it; the report turns it into a note instead of a figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
+
+from scalefree.errors import UsageError
+from scalefree.io import atomic_save
+from scalefree.results import DIVERGED_ERROR, RunRecord
+from scalefree.train.config import fmt_num
+from scalefree.train.stats import QUANTITIES, UpdateStats, iqr_log2, load_stats
+
+from .tables import Cell, GroupKey, GroupSummary, MethodGrid, summarize
+
+# One colour per method in every figure, so AdamL2 / AdamW read the same everywhere.
+METHOD_COLORS = {
+    "AdamL2": "tab:blue",
+    "AdamW": "tab:red",
+    "AdamProx": "tab:green",
+    "AdamProxL2": "tab:purple",
+    "AdamProxL1": "tab:brown",
+    "AdamProxD": "tab:olive",
+    "Adam": "tab:gray",
+    "SGD": "tab:pink",
+    "SGDM": "tab:cyan",
+    "AdaGrad": "gold",
+    "RMSProp": "black",
+}
+QUANTITY_LABELS = {
+    "update_over_alpha": "|u| / α (update without α)",
+    "update": "|u| (update)",
+    "grad": "|∇f| (gradient)",
+    "param": "|x| (parameter)",
+}
+# Bright = low error, darker = worse, near-black grey = diverged: "darker is worse" throughout.
+# Perceptually uniform and colour-blind safe; the black best-circle stands out on every colour.
+HEATMAP_CMAP = "viridis_r"
+DPI = 150
+
+
+class NothingToPlot(UsageError):
+    """The runs do not contain what a figure needs (the message names what and how to fix it)."""
+
+
+def method_color(method: str) -> str:
+    return METHOD_COLORS.get(method, "tab:gray")
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG, atomically (a reader never sees half an image)."""
+    path = Path(path)
+    atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    return path
+
+
+def one_group(runs: Sequence[RunRecord] | GroupSummary) -> GroupSummary:
+    """The single experiment configuration of ``runs``; several are a usage error, since a heatmap
+    or curve mixing e.g. two models would be meaningless."""
+    if isinstance(runs, GroupSummary):
+        return runs
+    summaries = summarize(runs)
+    if not summaries:
+        raise NothingToPlot("no runs to plot")
+    if len(summaries) > 1:
+        labels = "; ".join(s.key.label for s in summaries)
+        raise UsageError(
+            f"the runs mix {len(summaries)} experiment configurations ({labels}); "
+            "select one (e.g. --model, --dataset, --batch-norm/--no-batch-norm)"
+        )
+    return summaries[0]
+
+
+def _select_methods(summary: GroupSummary, methods: Sequence[str] | None) -> list[str]:
+    if methods is None:
+        return list(summary.methods)
+    missing = [m for m in methods if m not in summary.grids]
+    if missing:
+        raise NothingToPlot(
+            f"no runs of {', '.join(missing)} in {summary.key.label}; "
+            f"available: {', '.join(summary.methods)}"
+        )
+    return list(methods)
+
+
+# ------------------------------------------------------------------------------------ heatmap
+def axis_scale(values: Sequence[float]) -> float:
+    """Power of ten to factor out of tick labels, as the paper's "(*0.001)" axes do."""
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return 1.0
+    return 10.0 ** math.floor(math.log10(max(positive)) + 1e-9)
+
+
+def scaled_labels(values: Sequence[float], scale: float) -> list[str]:
+    return [f"{v / scale:.4g}" for v in values]
+
+
+def tick_labels(values: Sequence[float]) -> tuple[list[str], str]:
+    """Tick labels for a grid axis and the axis-label suffix.
+
+    Like the paper, a power of ten is factored out ("0.05 0.1 0.5 1 5" with "(×0.001)") while the
+    grid spans a few decades; wider grids would give labels like "0.0001 (×0.01)", so they get
+    compact scientific labels ("1e-5") instead.
+    """
+    scale = axis_scale(values)
+    labels = scaled_labels(values, scale)
+    if max(len(x) for x in labels) <= 5:
+        return labels, f" (×{fmt_num(scale)})"
+    sci = ["0" if v == 0 else np.format_float_scientific(v, trim="-", exp_digits=1) for v in values]
+    return sci, ""
+
+
+def _heatmap_norm(grids: Sequence[MethodGrid]) -> Normalize:
+    """Shared colour scale over the panels, spanning the cells where no seed diverged.
+
+    Cells with diverged seeds (1.1 averaged in) lie above it and take the colormap's "over"
+    colour, their value still written in the cell: stretching the scale to 1.1 would wash out the
+    differences among the runs that trained, which is what the figure is for."""
+    clean = [
+        c.mean for g in grids for c in g.cells.values() if c.n and not (c.n_diverged or c.n_failed)
+    ]
+    if not clean:
+        return Normalize(0.0, DIVERGED_ERROR)
+    lo, hi = min(clean), max(clean)
+    if hi - lo < 1e-6:
+        lo, hi = lo - 0.005, hi + 0.005
+    return Normalize(lo, hi)
+
+
+def heatmap(
+    runs: Sequence[RunRecord] | GroupSummary,
+    path: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Final top-1 test error over initial step size eta0 (rows) x weight decay (columns), one
+    panel per method on a shared colour scale; the best setting of each method is circled in black
+    (paper Figures 2, 3 left, 4, 5, 6). Diverged runs count as 1.1.
+
+    The best marker is an ``Ellipse`` patch with gid ``"best"`` centred on (column, row) of the
+    panel's image; each panel's image array holds the mean errors (rows eta0 ascending).
+    """
+    summary = one_group(runs)
+    methods = _select_methods(summary, methods)
+    grids = [summary.grids[m] for m in methods]
+    if not any(np.isfinite(g.matrix()).any() for g in grids):
+        raise NothingToPlot(f"no finished runs in {summary.key.label} yet")
+    norm = _heatmap_norm(grids)
+    cmap = _colormap()
+
+    max_rows = max(len(g.eta0s) for g in grids)
+    max_cols = max(len(g.weight_decays) for g in grids)
+    # Square cells (as in the paper) big enough for "0.615 / (1/2 div)"; the circle stays round.
+    # Panels never narrower than their three-line title, even for a 1 x 1 grid.
+    cell_in = 0.62
+    panel_w = max(2.6, 1.0 + cell_in * max_cols)
+    fig = _new_figure(panel_w * len(grids) + 1.2, 2.5 + cell_in * max_rows)
+    axes = fig.subplots(1, len(grids), squeeze=False)[0]
+    image = None
+    fontsize = 8 if max_cols <= 7 else 6.5
+    for ax, g in zip(axes, grids):
+        data = g.matrix()
+        image = ax.imshow(
+            np.ma.masked_invalid(data),
+            cmap=cmap,
+            norm=norm,
+            aspect="equal",
+            interpolation="nearest",
+        )
+        for i in range(data.shape[0]):
+            for j in range(data.shape[1]):
+                cell = g.cell(g.eta0s[i], g.weight_decays[j])
+                _annotate_cell(ax, i, j, cell, data[i, j], norm, cmap, fontsize)
+        best = g.best_index()
+        if best is not None:
+            i, j = best
+            ax.add_patch(
+                Ellipse(
+                    (j, i),
+                    0.9,
+                    0.9,
+                    fill=False,
+                    edgecolor="black",
+                    linewidth=2.2,
+                    gid="best",
+                )
+            )
+        (e_labels, e_unit), (w_labels, w_unit) = tick_labels(g.eta0s), tick_labels(g.weight_decays)
+        ax.set_yticks(range(len(g.eta0s)), e_labels)
+        ax.set_xticks(range(len(g.weight_decays)), w_labels)
+        ax.set_ylabel(f"Initial step size η0{e_unit}")
+        ax.set_xlabel(f"Weight decay λ{w_unit}")
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        b = g.best
+        sub = (
+            f"best {b.mean:.4f}\n(η0={fmt_num(b.eta0)}, λ={fmt_num(b.weight_decay)})"
+            if b
+            else "no finished run"
+        )
+        ax.set_title(f"{g.method}\n{sub}", fontsize=9.5)
+    cbar = fig.colorbar(image, ax=list(axes), extend="max", shrink=0.85, pad=0.03)
+    cbar.set_label("Final test error", fontsize=9)
+    # The legend of the encodings, once, under the panels (kept inside the constrained layout).
+    fig.supxlabel(
+        f"○ best setting per method   ■ grey: diverged seeds (counted as "
+        f"{fmt_num(DIVERGED_ERROR)})   — no run",
+        fontsize=8,
+        color="dimgray",
+    )
+    fig.suptitle(title or f"Final top-1 test error — {summary.key.label}", fontsize=11)
+    save_png(fig, path)
+    return fig
+
+
+def _colormap():
+    from matplotlib import colormaps
+
+    # bad: no run at this grid point; over: diverged seeds (see _heatmap_norm).
+    return colormaps[HEATMAP_CMAP].with_extremes(bad="#f0f0f0", over="#3a3a3a")
+
+
+def _annotate_cell(
+    ax, i: int, j: int, cell: Cell | None, value: float, norm, cmap, fontsize: float
+) -> None:
+    if cell is None or not cell.n:
+        running = cell.n_incomplete if cell is not None else 0
+        ax.text(
+            j,
+            i,
+            "running" if running else "—",
+            ha="center",
+            va="center",
+            fontsize=fontsize - 1,
+            color="#888888",
+        )
+        return
+    if cell.all_diverged:
+        text, color = fmt_num(DIVERGED_ERROR), "white"
+    else:
+        text = f"{value:.3f}"
+        r, g, b, _ = cmap(norm(value)) if value <= norm.vmax else cmap.get_over()
+        color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+        if cell.n_diverged + cell.n_failed:
+            text += f"\n{cell.n_diverged + cell.n_failed}/{cell.n} div"
+    ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color)
+
+
+# ------------------------------------------------------------------------------------- curves
+@dataclass(frozen=True)
+class Curve:
+    """Seed-averaged learning curve of one method's best setting."""
+
+    method: str
+    cell: Cell
+    epochs: np.ndarray
+    train_loss: np.ndarray  # mean over the seeds that reached each epoch
+    test_acc: np.ndarray
+    test_acc_lo: np.ndarray  # min / max over seeds (the band)
+    test_acc_hi: np.ndarray
+    train_loss_lo: np.ndarray
+    train_loss_hi: np.ndarray
+
+
+def curve_data(summary: GroupSummary, methods: Sequence[str] | None = None) -> list[Curve]:
+    """Learning curves of each method's best setting, averaged over its seeds by epoch."""
+    out = []
+    for method in _select_methods(summary, methods):
+        best = summary.best(method)
+        if best is None:
+            continue
+        per_epoch: dict[int, list[tuple[float, float]]] = {}
+        for r in best.finished:
+            for row in r.metrics:
+                loss, acc = row.get("train_loss"), row.get("test_acc")
+                if loss is None or acc is None:
+                    continue
+                per_epoch.setdefault(int(row["epoch"]), []).append((float(loss), float(acc)))
+        if not per_epoch:
+            continue
+        epochs = np.array(sorted(per_epoch))
+        vals = [np.array(per_epoch[e]) for e in epochs]
+        loss = [v[:, 0][np.isfinite(v[:, 0])] for v in vals]
+
+        def stat(arrs, fn):
+            return np.array([fn(a) if a.size else np.nan for a in arrs])
+
+        acc = [v[:, 1] for v in vals]
+        out.append(
+            Curve(
+                method=method,
+                cell=best,
+                epochs=epochs,
+                train_loss=stat(loss, np.mean),
+                train_loss_lo=stat(loss, np.min),
+                train_loss_hi=stat(loss, np.max),
+                test_acc=stat(acc, np.mean),
+                test_acc_lo=stat(acc, np.min),
+                test_acc_hi=stat(acc, np.max),
+            )
+        )
+    return out
+
+
+def curves(
+    runs: Sequence[RunRecord] | GroupSummary,
+    path: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Training loss (log scale) and test accuracy against epoch for the best setting of each
+    method (paper Figure 3, middle): mean over seeds, with the min-max band when there are several.
+    """
+    summary = one_group(runs)
+    data = curve_data(summary, methods)
+    if not data:
+        raise NothingToPlot(
+            f"no method in {summary.key.label} has a finished best setting with metrics.jsonl"
+        )
+    split = _eval_split(summary)
+    fig = _new_figure(10.5, 4.0)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for c in data:
+        color = method_color(c.method)
+        label = (
+            f"{c.method} (η0={fmt_num(c.cell.eta0)}, λ={fmt_num(c.cell.weight_decay)}"
+            f"{', n=' + str(c.cell.n) if c.cell.n > 1 else ''})"
+        )
+        pos = np.where(c.train_loss > 0, c.train_loss, np.nan)  # log axis: drop non-positive
+        ax_loss.plot(c.epochs, pos, color=color, label=label, lw=1.6)
+        ax_acc.plot(c.epochs, 100 * c.test_acc, color=color, label=label, lw=1.6)
+        if c.cell.n > 1:
+            ax_loss.fill_between(
+                c.epochs, c.train_loss_lo, c.train_loss_hi, color=color, alpha=0.2, lw=0
+            )
+            ax_acc.fill_between(
+                c.epochs, 100 * c.test_acc_lo, 100 * c.test_acc_hi, color=color, alpha=0.2, lw=0
+            )
+    ax_loss.set_yscale("log")
+    _readable_log_ticks(ax_loss, np.concatenate([c.train_loss for c in data]))
+    ax_loss.set_ylabel("Training loss")
+    ax_acc.set_ylabel(f"{split} accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("Epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, which="major", alpha=0.3)
+    ax_loss.set_title("Training loss (log scale)", fontsize=10)
+    ax_acc.set_title(f"{split} accuracy", fontsize=10)
+    ax_acc.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or f"Best setting per method — {summary.key.label}", fontsize=11)
+    save_png(fig, path)
+    return fig
+
+
+def _readable_log_ticks(ax, values: np.ndarray) -> None:
+    """Within less than a decade matplotlib labels log-axis minor ticks as "2.306 x 10^0";
+    plain evenly spaced numbers read better there (short or barely-training runs)."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size and v.max() / v.min() < 10:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+        ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _eval_split(summary: GroupSummary) -> str:
+    splits = {(r.result or {}).get("eval_split") for r in summary.runs} - {None}
+    return "Validation" if splits == {"val"} else "Test"
+
+
+# ---------------------------------------------------------------------------------- histogram
+@dataclass(frozen=True)
+class HistogramPanel:
+    """The histograms of one method: its best setting's run, fractions per chosen epoch."""
+
+    method: str
+    run: RunRecord
+    cell: Cell
+    bin_exponents: np.ndarray
+    fractions: dict[int, np.ndarray]  # epoch -> fraction of coordinates per bin (sums to 1)
+    spread: dict[int, float]  # epoch -> log2 interquartile range of that epoch's snapshots
+
+
+def stats_run(cell: Cell) -> tuple[RunRecord, UpdateStats] | None:
+    """The first run of a grid cell (completed ones first, lowest seed) that has statistics."""
+    ordered = sorted(cell.finished, key=lambda r: (r.status != "completed", r.get("seed", 0)))
+    for r in ordered:
+        try:
+            return r, load_stats(r.path)
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def default_epochs(available: Sequence[int], k: int = 4) -> list[int]:
+    """Up to ``k`` epochs evenly spread from the first to the last recorded (the paper shows
+    epochs 1, 100, 200, 300 of 300)."""
+    avail = sorted(set(int(e) for e in available))
+    if len(avail) <= k:
+        return avail
+    idx = np.unique(np.round(np.linspace(0, len(avail) - 1, k)).astype(int))
+    return [avail[i] for i in idx]
+
+
+def histogram_data(
+    summary: GroupSummary,
+    *,
+    methods: Sequence[str] | None = None,
+    epochs: Sequence[int] | None = None,
+    quantity: str = "update_over_alpha",
+    layer: str | None = None,
+) -> tuple[list[HistogramPanel], list[str]]:
+    """Histogram panels for the best setting of each method, and notes on the methods skipped."""
+    if quantity not in QUANTITIES:
+        raise UsageError(f"--quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
+    panels, notes = [], []
+    for method in _select_methods(summary, methods):
+        best = summary.best(method)
+        if best is None:
+            notes.append(f"{method}: no finished best setting")
+            continue
+        found = stats_run(best)
+        if found is None:
+            notes.append(
+                f"{method}: no update statistics for its best setting (train with --store-stats)"
+            )
+            continue
+        run, stats = found
+        if layer is not None and layer not in stats.layers:
+            raise UsageError(
+                f"no layer {layer!r} in the statistics of {run.path}; "
+                f"layers: {', '.join(stats.layers)}"
+            )
+        available = sorted(set(stats.epoch.tolist()))
+        chosen = default_epochs(available) if epochs is None else [int(e) for e in epochs]
+        missing = [e for e in chosen if e not in available]
+        if missing:
+            raise UsageError(
+                f"{method}: no statistics for epoch(s) {', '.join(map(str, missing))} in "
+                f"{run.path}; recorded epochs: {_ranges(available)}"
+            )
+        fractions = {e: stats.fractions(quantity, epoch=e, layer=layer) for e in chosen}
+        spread = {e: float(_spread(stats, quantity, e, layer)) for e in chosen}
+        panels.append(
+            HistogramPanel(method, run, best, np.asarray(stats.bin_exponents), fractions, spread)
+        )
+    return panels, notes
+
+
+def _spread(stats: UpdateStats, quantity: str, epoch: int, layer: str | None) -> float:
+    """Mean over the epoch's snapshots of the log2 IQR (``UpdateStats.spread``), for the whole
+    model, or of one layer's histograms when ``layer`` is given."""
+    sel = stats.epoch == epoch
+    if layer is None:
+        return float(np.nanmean(stats.spread(quantity)[sel]))
+    q = stats.quantities.index(quantity)
+    return float(np.nanmean(iqr_log2(stats.counts[sel, q, stats.layers.index(layer)])))
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """1 2 3 7 8 -> '1-3, 7-8' (a long epoch list stays short in an error message)."""
+    out, start, prev = [], None, None
+    for v in values:
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            out.append(f"{start}-{prev}" if prev != start else str(start))
+            start = prev = v
+    if start is not None:
+        out.append(f"{start}-{prev}" if prev != start else str(start))
+    return ", ".join(out)
+
+
+def histogram(
+    runs: Sequence[RunRecord] | GroupSummary,
+    path: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    epochs: Sequence[int] | None = None,
+    quantity: str = "update_over_alpha",
+    layer: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Fraction of coordinates per power-of-two bin of the update magnitudes (|u|/alpha unless
+    ``quantity`` says otherwise) of each method's best setting, one panel per method side by side,
+    the chosen epochs overlaid (paper Figure 3 right, Appendix C Figures 7-12). The leftmost bin
+    also holds everything below 2^-27 (zeros included), the rightmost everything >= 1.
+    """
+    summary = one_group(runs)
+    panels, notes = histogram_data(
+        summary, methods=methods, epochs=epochs, quantity=quantity, layer=layer
+    )
+    if not panels:
+        raise NothingToPlot(f"nothing to draw for {summary.key.label}: " + "; ".join(notes))
+    from matplotlib import colormaps
+
+    fig = _new_figure(4.6 * len(panels) + 0.6, 3.9)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    seq = colormaps["viridis"]
+    for ax, p in zip(axes, panels):
+        edges = np.append(p.bin_exponents, p.bin_exponents[-1] + 1).astype(float)
+        order = sorted(p.fractions)
+        for k, e in enumerate(order):
+            # Early epochs light, late ones dark; the last one also filled, as the paper's
+            # Figure 3 shows the histogram near the end of training.
+            color = seq(0.85 - 0.85 * k / max(len(order) - 1, 1))
+            last = k == len(order) - 1
+            ax.stairs(
+                p.fractions[e],
+                edges,
+                color=color,
+                lw=1.8 if last else 1.3,
+                fill=False,
+                label=f"epoch {e}: IQR {p.spread[e]:.1f}",
+            )
+            if last:
+                ax.stairs(p.fractions[e], edges, color=color, alpha=0.2, fill=True)
+        ticks = [x for x in p.bin_exponents if (x - p.bin_exponents[-1]) % 3 == 0]
+        ax.xaxis.set_major_locator(FixedLocator([t + 0.5 for t in ticks]))
+        ax.set_xticklabels([_bin_label(t, p.bin_exponents) for t in ticks], fontsize=8)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel("Order of magnitude (power of 2)")
+        ax.set_title(
+            f"{p.method} (η0={fmt_num(p.cell.eta0)}, λ={fmt_num(p.cell.weight_decay)}, "
+            f"seed {p.run.get('seed', 0)})",
+            fontsize=9.5,
+        )
+        ax.legend(fontsize=7.5, loc="upper left", title="spread (log2 IQR)", title_fontsize=7.5)
+        ax.grid(True, axis="y", alpha=0.3)
+    # Shared y axis: set once from every panel's peak (headroom for the legend).
+    peak = max(float(f.max()) for p in panels for f in p.fractions.values())
+    axes[0].set_ylim(0, min(1.0, peak * 1.15) if peak > 0 else 1.0)
+    axes[0].set_ylabel("Fraction of coordinates")
+    what = QUANTITY_LABELS.get(quantity, quantity) + (f", layer {layer}" if layer else "")
+    fig.suptitle(title or f"Histogram of {what} — {summary.key.label}", fontsize=11)
+    save_png(fig, path)
+    return fig
+
+
+def _bin_label(exp: int, bins: np.ndarray) -> str:
+    if exp == bins[0]:
+        return f"≤{exp}"
+    if exp == bins[-1]:
+        return f"≥{exp}"
+    return str(exp)
+
+
+# -------------------------------------------------------------------------------- correlation
+@dataclass(frozen=True)
+class CorrelationPoint:
+    """One experiment configuration (model) in the correlation figure."""
+
+    key: GroupKey
+    depth: int
+    baseline_error: float  # best mean test error of the baseline (AdamL2)
+    method_error: float  # best mean test error of the scale-free method (AdamW)
+    advantage: float  # baseline_error - method_error: > 0 when AdamW is better
+    advantage_std: float  # standard error of the difference (NaN with one seed each)
+    baseline_spread: float  # log2 IQR of the baseline's updates at its final recorded epoch
+    method_spread: float
+
+    @property
+    def series(self) -> str:
+        """Points of one series share everything but depth (e.g. CIFAR10 ResNet, no BN)."""
+        notes = ["BN" if self.key.batch_norm else "no BN"]
+        notes += [f"{k}={v}" for k, v in self.key.extra]
+        return f"{self.key.dataset} {self.key.family} ({', '.join(notes)})"
+
+
+def final_spread(cell: Cell, quantity: str = "update_over_alpha") -> float:
+    """Spread of a grid cell's updates at the final recorded epoch: the mean of
+    ``UpdateStats.spread`` over that epoch's snapshots, averaged over the seeds with statistics.
+    NaN when no run of the cell recorded statistics."""
+    values = []
+    for r in cell.finished:
+        try:
+            stats = load_stats(r.path)
+        except FileNotFoundError:
+            continue
+        last = stats.epoch == stats.epoch.max()
+        values.append(float(np.nanmean(stats.spread(quantity)[last])))
+    return float(np.mean(values)) if values else math.nan
+
+
+def correlation_data(
+    runs: Sequence[RunRecord],
+    *,
+    baseline: str = "AdamL2",
+    method: str = "AdamW",
+    quantity: str = "update_over_alpha",
+) -> list[CorrelationPoint]:
+    """For every experiment configuration with a finished best setting of both methods: the
+    advantage of ``method`` over ``baseline`` and the spread of both methods' updates."""
+    points = []
+    for s in summarize(runs):
+        b, m = s.best(baseline), s.best(method)
+        if b is None or m is None or s.key.depth is None:
+            continue
+        se = math.sqrt(b.std**2 / b.n + m.std**2 / m.n) if b.n > 1 and m.n > 1 else math.nan
+        points.append(
+            CorrelationPoint(
+                key=s.key,
+                depth=s.key.depth,
+                baseline_error=b.mean,
+                method_error=m.mean,
+                advantage=b.mean - m.mean,
+                advantage_std=se,
+                baseline_spread=final_spread(b, quantity),
+                method_spread=final_spread(m, quantity),
+            )
+        )
+    return sorted(points, key=lambda p: (p.series, p.depth))
+
+
+def correlation(
+    runs: Sequence[RunRecord],
+    path: str | Path,
+    *,
+    baseline: str = "AdamL2",
+    method: str = "AdamW",
+    quantity: str = "update_over_alpha",
+    title: str | None = None,
+) -> Figure:
+    """Left: test-error advantage of ``method`` (AdamW) over ``baseline`` (AdamL2), each at its
+    best setting, against network depth. Right: the spread (log2 interquartile range at the final
+    epoch) of each method's update magnitudes against depth. The paper's Section 4.1 claim is that
+    the advantage grows with depth together with the spread of AdamL2's updates, while AdamW's
+    stays concentrated (Figure 3, Appendix C)."""
+    points = correlation_data(runs, baseline=baseline, method=method, quantity=quantity)
+    if not points:
+        raise NothingToPlot(
+            f"no model has finished runs of both {baseline} and {method}; the correlation needs "
+            "both methods swept on the same model(s)"
+        )
+    fig = _new_figure(11.0, 4.2)
+    ax_adv, ax_spread = fig.subplots(1, 2)
+    series = sorted({p.series for p in points})
+    styles = ["-", "--", ":", "-."]
+    depths = sorted({p.depth for p in points})
+    for k, name in enumerate(series):
+        pts = [p for p in points if p.series == name]
+        d = np.array([p.depth for p in pts], float)
+        adv = 100 * np.array([p.advantage for p in pts])
+        err = 100 * np.array([p.advantage_std for p in pts])
+        ls = styles[k % len(styles)]
+        ax_adv.errorbar(
+            d,
+            adv,
+            yerr=np.where(np.isfinite(err), err, 0),
+            marker="o",
+            ls=ls,
+            color="black",
+            capsize=3,
+            label=name,
+        )
+        for x, y in zip(d, adv):
+            # Beside the point, left of it, so the label never sits on the error bar.
+            ax_adv.annotate(
+                f"{y:+.2f}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(-7, 4),
+                ha="right",
+                va="bottom",
+                fontsize=8,
+            )
+        for meth, attr, marker in (
+            (baseline, "baseline_spread", "o"),
+            (method, "method_spread", "s"),
+        ):
+            sp = np.array([getattr(p, attr) for p in pts])
+            if np.isfinite(sp).any():
+                lab = meth if len(series) == 1 else f"{meth}, {name}"
+                ax_spread.plot(d, sp, marker=marker, ls=ls, color=method_color(meth), label=lab)
+    ax_adv.axhline(0.0, color="gray", lw=0.8)
+    ax_adv.set_ylabel(f"{baseline} − {method} test error (percentage points)")
+    ax_adv.set_title(f"Advantage of {method} over {baseline} (best settings)", fontsize=10)
+    ax_spread.set_ylabel(f"log2 IQR of {QUANTITY_LABELS.get(quantity, quantity)}")
+    ax_spread.set_title("Spread of update magnitudes at the final epoch", fontsize=10)
+    if not ax_spread.lines:
+        ax_spread.text(
+            0.5,
+            0.5,
+            "no update statistics recorded\n(train with --store-stats)",
+            ha="center",
+            va="center",
+            transform=ax_spread.transAxes,
+            color="gray",
+        )
+    for ax in (ax_adv, ax_spread):
+        if len(depths) > 1:
+            ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(depths))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(x) for x in depths])
+        ax.set_xlabel("Depth (layers)")
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    ax_adv.margins(x=0.12, y=0.2)  # room for the value labels left of the points
+    ax_spread.margins(x=0.12, y=0.1)
+    fig.suptitle(
+        title or f"{method} vs {baseline}: advantage and update spread against depth", fontsize=11
+    )
+    save_png(fig, path)
+    return fig
+
+
+__all__ = [
+    "CorrelationPoint",
+    "Curve",
+    "HistogramPanel",
+    "NothingToPlot",
+    "correlation",
+    "correlation_data",
+    "curve_data",
+    "curves",
+    "default_epochs",
+    "final_spread",
+    "heatmap",
+    "histogram",
+    "histogram_data",
+    "one_group",
+    "save_png",
+]
