@@ -34,9 +34,20 @@ def fake_root(tmp_path_factory) -> Path:
 
 
 def tiny(tmp_path: Path, **kw) -> RunConfig:
-    base = dict(dataset="synthetic", model="ResNet20", batch_norm=False, optim_method="AdamW",
-                eta0=1e-3, weight_decay=1e-4, train_epochs=2, batchsize=64, log_folder=str(tmp_path),
-                progress="none", max_steps=6, reproducible=True)
+    base = dict(
+        dataset="synthetic",
+        model="ResNet20",
+        batch_norm=False,
+        optim_method="AdamW",
+        eta0=1e-3,
+        weight_decay=1e-4,
+        train_epochs=2,
+        batchsize=64,
+        log_folder=str(tmp_path),
+        progress="none",
+        max_steps=6,
+        reproducible=True,
+    )
     return RunConfig(**(base | kw))
 
 
@@ -56,7 +67,11 @@ def small_synthetic(monkeypatch):
 def test_reference_file_has_every_seed_command():
     seed = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_bf94dc366c469266.txt"
     if seed.exists():
-        expected = [ln.strip().rstrip("`") for ln in seed.read_text().splitlines() if ln.startswith("python main.py")]
+        expected = [
+            ln.strip().rstrip("`")
+            for ln in seed.read_text().splitlines()
+            if ln.startswith("python main.py")
+        ]
         assert COMMANDS == expected
     assert len(COMMANDS) == 19
 
@@ -79,10 +94,17 @@ def test_every_reference_command_runs(command, fake_root, tmp_path, recwarn):
 def test_run_directory_layout_and_contents(tmp_path):
     outcome = train(tiny(tmp_path, store_stats=True, store_stats_interval=2, loss_multiplier=10.0))
     run = outcome.run_dir
-    assert run.name == ("synthetic_ResNet20_NoBN_AdamW_Eta0_0.001_WD_0.0001_Scheduler_None_Loss_Mul_10"
-                        "_Epoch_2_BatchSize_64_Seed_0_MaxSteps_6_Test")
-    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "result.json",
-                                               "checkpoint.pt", "stats"}
+    assert run.name == (
+        "synthetic_ResNet20_NoBN_AdamW_Eta0_0.001_WD_0.0001_Scheduler_None_Loss_Mul_10"
+        "_Epoch_2_BatchSize_64_Seed_0_MaxSteps_6_Test"
+    )
+    assert {p.name for p in run.iterdir()} >= {
+        "config.json",
+        "metrics.jsonl",
+        "result.json",
+        "checkpoint.pt",
+        "stats",
+    }
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["optim_method"] == "AdamW" and cfg["env"]["torch_version"] == torch.__version__
     rows = read_metrics(run)
@@ -96,12 +118,16 @@ def test_run_directory_layout_and_contents(tmp_path):
     assert stats.epoch.tolist() == [1, 1, 2] and stats.iteration.tolist() == [0, 2, 0]
     assert all("bn" not in name for name in stats.layers)
     # every parameter's coordinates are counted once per snapshot and quantity
-    n_params = sum(p.numel() for p in torch.load(next((tmp_path / "initial_weights").iterdir())).values())
+    n_params = sum(
+        p.numel() for p in torch.load(next((tmp_path / "initial_weights").iterdir())).values()
+    )
     assert (stats.counts.sum(axis=(2, 3)) == n_params).all()
 
 
 def test_stats_exclude_normalization_layers(tmp_path):
-    run = train(tiny(tmp_path, batch_norm=True, store_stats=True, max_steps=1, train_epochs=1)).run_dir
+    run = train(
+        tiny(tmp_path, batch_norm=True, store_stats=True, max_steps=1, train_epochs=1)
+    ).run_dir
     stats = load_stats(run)
     assert stats.layers and not any(".bn" in n or n.startswith("bn") for n in stats.layers)
     assert "fc.weight" in stats.layers or any(n.endswith("weight") for n in stats.layers)
@@ -154,7 +180,10 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch, scheduler):
     assert np.array_equal(sa.counts, sb.counts)
     from scalefree.train.checkpoint import load_checkpoint
 
-    ma, mb = load_checkpoint(straight.run_dir)[0]["model"], load_checkpoint(resumed.run_dir)[0]["model"]
+    ma, mb = (
+        load_checkpoint(straight.run_dir)[0]["model"],
+        load_checkpoint(resumed.run_dir)[0]["model"],
+    )
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
@@ -166,7 +195,9 @@ def test_completed_run_is_skipped(tmp_path):
 
 
 def test_divergence_stops_run_and_keeps_checkpoint(tmp_path):
-    cfg = tiny(tmp_path, optim_method="SGD", eta0=1e6, weight_decay=0.0, max_steps=None, train_epochs=3)
+    cfg = tiny(
+        tmp_path, optim_method="SGD", eta0=1e6, weight_decay=0.0, max_steps=None, train_epochs=3
+    )
     outcome = train(cfg)
     assert outcome.result["status"] == "diverged"
     assert "not finite" in outcome.result["message"] or "became" in outcome.result["message"]
@@ -176,8 +207,19 @@ def test_divergence_stops_run_and_keeps_checkpoint(tmp_path):
 def test_unwritable_log_folder_is_a_clear_error(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    code = main(["train", "--dataset", "synthetic", "--log-folder", str(blocker / "logs"),
-                 "--max-steps", "1", "--progress", "none"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--log-folder",
+            str(blocker / "logs"),
+            "--max-steps",
+            "1",
+            "--progress",
+            "none",
+        ]
+    )
     assert code == 2
     assert "choose a writable --log-folder" in capsys.readouterr().err
 
@@ -197,8 +239,20 @@ def test_unwritable_log_folder_is_a_clear_error(tmp_path, capsys):
 )
 def test_bad_flags_exit_2_without_writing(tmp_path, capsys, argv, needle):
     logs = tmp_path / "logs"
-    code = main(["train", "--dataset", "synthetic", "--log-folder", str(logs), "--progress", "none",
-                 "--max-steps", "1", *argv])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--log-folder",
+            str(logs),
+            "--progress",
+            "none",
+            "--max-steps",
+            "1",
+            *argv,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
@@ -209,12 +263,39 @@ def test_train_help_lists_every_reference_flag(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    for flag in ["--optim-method", "--eta0", "--weight-decay", "--train-epochs", "--batchsize",
-                 "--eval-interval", "--use-cuda", "--log-folder", "--dataroot", "--dataset", "--model",
-                 "--no-batch-norm", "--scheduler", "--store-stats", "--store-stats-interval",
-                 "--loss-multiplier", "--validation", "--val-ratio", "--reproducible", "--seed",
-                 "--device", "--amp", "--compile", "--channels-last", "--download", "--resume",
-                 "--decay-convention", "--amsgrad", "--betas", "--eps", "--no-decay-bias-norm"]:
+    for flag in [
+        "--optim-method",
+        "--eta0",
+        "--weight-decay",
+        "--train-epochs",
+        "--batchsize",
+        "--eval-interval",
+        "--use-cuda",
+        "--log-folder",
+        "--dataroot",
+        "--dataset",
+        "--model",
+        "--no-batch-norm",
+        "--scheduler",
+        "--store-stats",
+        "--store-stats-interval",
+        "--loss-multiplier",
+        "--validation",
+        "--val-ratio",
+        "--reproducible",
+        "--seed",
+        "--device",
+        "--amp",
+        "--compile",
+        "--channels-last",
+        "--download",
+        "--resume",
+        "--decay-convention",
+        "--amsgrad",
+        "--betas",
+        "--eps",
+        "--no-decay-bias-norm",
+    ]:
         assert flag in text, flag
 
 
@@ -226,7 +307,9 @@ def test_shared_initial_weights_across_optimizers(tmp_path):
 
 
 def test_validation_split_and_bf16(tmp_path):
-    out = train(tiny(tmp_path, validation=True, val_ratio=0.25, amp="bf16", max_steps=2, train_epochs=1))
+    out = train(
+        tiny(tmp_path, validation=True, val_ratio=0.25, amp="bf16", max_steps=2, train_epochs=1)
+    )
     cfg = json.loads((out.run_dir / "config.json").read_text())
     assert out.result["eval_split"] == "val" and cfg["env"]["eval_size"] == 64
     assert out.run_dir.name.endswith("_AMP_bf16_MaxSteps_2_Val_0.25")
@@ -234,9 +317,19 @@ def test_validation_split_and_bf16(tmp_path):
 
 @pytest.mark.slow
 def test_resnet20_nobn_adamw_learns_on_real_cifar_subset(cifar10_subset, tmp_path):
-    cfg = RunConfig(dataset="CIFAR10", dataroot=str(cifar10_subset), model="ResNet20", batch_norm=False,
-                    optim_method="AdamW", eta0=1e-3, weight_decay=5e-5, train_epochs=3, batchsize=128,
-                    log_folder=str(tmp_path), progress="none")
+    cfg = RunConfig(
+        dataset="CIFAR10",
+        dataroot=str(cifar10_subset),
+        model="ResNet20",
+        batch_norm=False,
+        optim_method="AdamW",
+        eta0=1e-3,
+        weight_decay=5e-5,
+        train_epochs=3,
+        batchsize=128,
+        log_folder=str(tmp_path),
+        progress="none",
+    )
     out = train(cfg)
     assert out.result["status"] == "completed"
     assert out.result["final"]["test_acc"] > 0.2, out.result  # chance is 0.1

@@ -23,25 +23,49 @@ from scalefree.train.stats import (
 
 
 def test_run_name_matches_reference_example():
-    c = RunConfig(optim_method="adamw", eta0=0.0005, weight_decay=0.0001, model="resnet110",
-                  batch_norm=False, dataset="cifar10")
-    assert c.run_name() == ("CIFAR10_ResNet110_NoBN_AdamW_Eta0_0.0005_WD_0.0001_Scheduler_None_Loss_Mul_1"
-                            "_Epoch_300_BatchSize_128_Seed_0_Test")
+    c = RunConfig(
+        optim_method="adamw",
+        eta0=0.0005,
+        weight_decay=0.0001,
+        model="resnet110",
+        batch_norm=False,
+        dataset="cifar10",
+    )
+    assert c.run_name() == (
+        "CIFAR10_ResNet110_NoBN_AdamW_Eta0_0.0005_WD_0.0001_Scheduler_None_Loss_Mul_1"
+        "_Epoch_300_BatchSize_128_Seed_0_Test"
+    )
 
 
 def test_non_default_settings_make_distinct_names():
     base = RunConfig()
-    variants = [base.replace(decay_convention="lr"), base.replace(amsgrad=True), base.replace(eps=0.0),
-                base.replace(betas=(0.9, 0.99)), base.replace(no_decay_bias_norm=True),
-                base.replace(scheduler="Step", lr_step_size=50), base.replace(validation=True)]
+    variants = [
+        base.replace(decay_convention="lr"),
+        base.replace(amsgrad=True),
+        base.replace(eps=0.0),
+        base.replace(betas=(0.9, 0.99)),
+        base.replace(no_decay_bias_norm=True),
+        base.replace(scheduler="Step", lr_step_size=50),
+        base.replace(validation=True),
+    ]
     names = {v.run_name() for v in variants} | {base.run_name()}
     assert len(names) == len(variants) + 1
     # execution-only settings do not change the name (a run resumes on another device)
     assert base.replace(device="cpu", compile=True, log_folder="x").run_name() == base.run_name()
 
 
-@pytest.mark.parametrize("x,s", [(0.0005, "0.0005"), (5e-05, "5e-05"), (1.0, "1"), (0, "0"), (10.0, "10"),
-                                 (0.001, "0.001"), (1e-4, "0.0001")])
+@pytest.mark.parametrize(
+    "x,s",
+    [
+        (0.0005, "0.0005"),
+        (5e-05, "5e-05"),
+        (1.0, "1"),
+        (0, "0"),
+        (10.0, "10"),
+        (0.001, "0.001"),
+        (1e-4, "0.0001"),
+    ],
+)
 def test_fmt_num(x, s):
     assert fmt_num(x) == s
 
@@ -53,12 +77,20 @@ def test_config_dict_round_trip():
 
 @pytest.mark.parametrize(
     "kw,msg",
-    [({"eta0": 0.0}, "--eta0 must be a positive finite number, got 0.0"),
-     ({"weight_decay": -1e-4}, "--weight-decay must be a non-negative finite number, got -0.0001"),
-     ({"train_epochs": 0}, "--train-epochs must be a positive integer, got 0"),
-     ({"scheduler": "cosine"}, "--scheduler must be one of None, Cosine, Step, Exponential, Polynomial"),
-     ({"loss_multiplier": 0.0}, "--loss-multiplier must be a positive finite number"),
-     ({"dataset": "MNIST"}, "--dataset: unknown dataset 'MNIST'")],
+    [
+        ({"eta0": 0.0}, "--eta0 must be a positive finite number, got 0.0"),
+        (
+            {"weight_decay": -1e-4},
+            "--weight-decay must be a non-negative finite number, got -0.0001",
+        ),
+        ({"train_epochs": 0}, "--train-epochs must be a positive integer, got 0"),
+        (
+            {"scheduler": "cosine"},
+            "--scheduler must be one of None, Cosine, Step, Exponential, Polynomial",
+        ),
+        ({"loss_multiplier": 0.0}, "--loss-multiplier must be a positive finite number"),
+        ({"dataset": "MNIST"}, "--dataset: unknown dataset 'MNIST'"),
+    ],
 )
 def test_config_validation_names_the_flag(kw, msg):
     with pytest.raises(UsageError) as err:
@@ -67,7 +99,9 @@ def test_config_validation_names_the_flag(kw, msg):
 
 
 def test_log2_bins_exact_edges_zero_and_clamping():
-    v = torch.tensor([0.0, -0.0, 2.0**-40, 2.0**-27, 2.0**-26, 0.75, 0.5, 0.4999999, 1.0, 1e9, -3.0])
+    v = torch.tensor(
+        [0.0, -0.0, 2.0**-40, 2.0**-27, 2.0**-26, 0.75, 0.5, 0.4999999, 1.0, 1e9, -3.0]
+    )
     idx = log2_bin_index(v).tolist()
     e = [BIN_EXPONENTS[i] for i in idx]
     assert e == [-27, -27, -27, -27, -26, -1, -1, -2, 0, 0, 0]

@@ -452,11 +452,8 @@ def train(
                     if ctx.world_size > 1:
                         # DDP averages gradients over ranks: weight each rank by its share of the
                         # global batch so the result is the global-batch mean even when uneven.
-                        loss = loss * (
-                            len(y)
-                            * ctx.world_size
-                            / min(config.batchsize, loader.num_samples - it * config.batchsize)
-                        )
+                        global_n = min(config.batchsize, loader.num_samples - it * config.batchsize)
+                        loss = loss * rank_loss_weight(len(y), ctx.world_size, global_n)
                     scaled = loss * config.loss_multiplier
                 optimizer.zero_grad(set_to_none=True)
                 scaled.backward()
@@ -599,6 +596,15 @@ def _record_stats(
             )
         ),
     )
+
+
+def rank_loss_weight(local_n: int, world_size: int, global_n: int) -> float:
+    """Factor on a rank's mean loss so that DDP's gradient average is the global-batch mean.
+
+    DDP computes (1/W) sum_r grad(w_r * mean_r); with w_r = n_r W / N this is
+    sum_r (n_r / N) grad(mean_r) = grad(global mean), also when N does not split evenly.
+    """
+    return local_n * world_size / global_n
 
 
 def _mean_loss(running: torch.Tensor, n: int, multiplier: float, ctx: DistContext) -> float:
