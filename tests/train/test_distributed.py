@@ -95,14 +95,13 @@ def test_two_ranks_equal_one_process(tmp_path):
     assert json.loads((run_two / "config.json").read_text())["env"]["world_size"] == 2
     a, b = load_checkpoint(run_one)[0]["model"], load_checkpoint(run_two)[0]["model"]
     init = torch.load(next((tmp_path / "one" / "initial_weights").iterdir()))
-    # Float32 sums in another order differ at rounding level; the no-BN net's large activations
-    # make that ~0.1% of how far the weights moved. Dropping the uneven-batch weighting gives
-    # 1-3% and 20-70% of coordinates off by > 1e-5 (checked when this test was written).
-    # SGD, not Adam: Adam rescales rounding-level gradient noise to lr-sized steps.
-    for k in a:
-        gap, moved = (a[k] - b[k]).abs(), (a[k] - init[k]).abs().max()
-        assert gap.max() <= 0.01 * moved, (k, float(gap.max()), float(moved))
-        assert (gap > 1e-5).float().mean() < 0.01, k
+    # Float32 sums in another order differ at rounding level; in this no-BN net (large
+    # activations) that is ||gap|| / ||movement|| ~ 1e-3. Dropping the uneven-batch weighting
+    # gives ~6e-3 (both measured when this test was written). SGD, not Adam: Adam rescales
+    # rounding-level gradient noise into lr-sized steps and would hide the difference.
+    gap = torch.cat([(a[k] - b[k]).flatten() for k in a])
+    moved = torch.cat([(a[k] - init[k]).flatten() for k in a])
+    assert float(gap.norm() / moved.norm()) < 2.5e-3
     ma, mb = read_metrics(run_one), read_metrics(run_two)
     assert [m["step"] for m in ma] == [m["step"] for m in mb] == [3, 6]
     for x, y in zip(ma, mb):

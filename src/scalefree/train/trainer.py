@@ -569,6 +569,7 @@ def train(
     }
     if ctx.is_main:
         atomic_write_json(result_path, result)
+    _barrier(ctx)  # leave together: no rank tears down the process group while another writes
     return RunOutcome(run_dir, result)
 
 
