@@ -106,7 +106,7 @@ def test_two_ranks_equal_one_process(tmp_path):
     assert [m["step"] for m in ma] == [m["step"] for m in mb] == [3, 6]
     for x, y in zip(ma, mb):
         assert x["train_acc"] == y["train_acc"] and x["test_acc"] == y["test_acc"]
-        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-3)
     # only rank 0 wrote: one set of files, a complete result
     assert json.loads((run_two / "result.json").read_text())["status"] == "completed"
     assert not list(run_two.glob("*.tmp")) and len(list((run_two / "stats").iterdir())) == 2

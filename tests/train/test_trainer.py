@@ -332,4 +332,6 @@ def test_resnet20_nobn_adamw_learns_on_real_cifar_subset(cifar10_subset, tmp_pat
     )
     out = train(cfg)
     assert out.result["status"] == "completed"
-    assert out.result["final"]["test_acc"] > 0.2, out.result  # chance is 0.1
+    # Chance is 0.1 (+-0.01 over 1017 images). Without BN the net first spends ~100 steps
+    # collapsing its huge initial logits, then learns: 0.27 was measured for this setting.
+    assert out.result["final"]["test_acc"] > 0.2, out.result

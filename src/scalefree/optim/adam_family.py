@@ -170,6 +170,7 @@ class AdamFamily(Optimizer):
             params.append(p)
         fused = bool(params) and self._use_fused(group, params)
         lists: list[list[Tensor]] = [params, [], [], [], [], []]
+        cpu = torch.device("cpu")
         for p in params:
             state = self.state[p]
             if len(state) == 0:
@@ -182,7 +183,7 @@ class AdamFamily(Optimizer):
                     )
             # Fused kernels want a float32 step on the parameter's device; the others a CPU step
             # (no device sync per bias correction). A loaded state_dict may hold either.
-            want = p.device if fused else torch.device("cpu")
+            want = p.device if fused else cpu
             if state["step"].device != want:
                 state["step"] = state["step"].to(
                     want, torch.float32 if fused else _get_scalar_dtype()
@@ -281,24 +282,28 @@ class AdamFamily(Optimizer):
         if v == "AdamProx":
             torch._foreach_div_(params, 1.0 + s)
         elif v == "AdamProxL1":
-            # sign(y) max(|y| - s, 0) = y - clamp(y, -s, s)
-            clipped = torch._foreach_clamp_max(torch._foreach_clamp_min(params, -s), s)
-            torch._foreach_sub_(params, clipped)
+            # sign(y) max(|y| - s, 0) is softshrink: one in-place pass per tensor, no temporaries.
+            for p in params:
+                _softshrink_(p, s)
         elif v == "AdamProxL2":
             norms = torch._foreach_norm(params)
             if group["prox_norm"] == "group":
-                total = torch.linalg.vector_norm(
-                    torch.stack([n.to(norms[0].device) for n in norms])
-                )
-                factors = [_shrink(total, s).to(p.device) for p in params]
+                total = torch.linalg.vector_norm(torch.stack(norms))
+                torch._foreach_mul_(params, _shrink(total, s))  # one scalar for the whole group
             else:
-                factors = [_shrink(n, s) for n in norms]
-            torch._foreach_mul_(params, factors)
+                torch._foreach_mul_(params, list(_shrink(torch.stack(norms), s).unbind()))
         elif v == "AdamProxD":
-            # x <- (D x - lr m_hat) / (D + s) = y * D / (D + s), D from the state after this step.
-            denoms = self._denominators(group, params, exp_avg_sqs, max_sqs, steps)
-            shifted = torch._foreach_add(denoms, s)
-            torch._foreach_mul_(params, torch._foreach_div(denoms, shifted))
+            # x <- (D x - lr m_hat) / (D + s) = y * D / (D + s), with D from the state after this
+            # step. With c = sqrt(1 - beta2^t): D c = sqrt(v) + c eps, so D / (D + s) =
+            # (sqrt(v) + c eps) / (sqrt(v) + c (eps + s)). Tensor by tensor, so the one
+            # temporary stays in cache; D = 0 and s > 0 give 0, the prox problem's minimizer.
+            beta2, eps = group["betas"][1], group["eps"]
+            sq = max_sqs if group["amsgrad"] else exp_avg_sqs
+            for x, v, t in zip(params, sq, steps):
+                c = math.sqrt(1.0 - beta2 ** float(t))
+                d = v.sqrt().add_(c * eps)
+                x.mul_(d)
+                x.div_(d.add_(c * s))
 
     @staticmethod
     def _denominators(group, params, exp_avg_sqs, max_sqs, steps) -> list[Tensor]:
@@ -337,6 +342,16 @@ class AdamFamily(Optimizer):
                 u = st["exp_avg"] * (float(group["lr"]) / bc1) / d
                 out[p] = torch.where(d > 0, u, torch.zeros_like(u))
         return out
+
+
+def _softshrink_(x: Tensor, s: float) -> None:
+    if _HAS_SOFTSHRINK_OUT:
+        torch._C._nn.softshrink(x, s, out=x)
+    else:  # pragma: no cover - older torch
+        x.sub_(x.clamp(-s, s))
+
+
+_HAS_SOFTSHRINK_OUT = hasattr(torch._C, "_nn") and hasattr(torch._C._nn, "softshrink")
 
 
 def _shrink(norm: Tensor, s: float) -> Tensor:
