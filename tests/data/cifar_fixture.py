@@ -28,8 +28,15 @@ _SPECS = {
         "label_names",
         10,
     ),
-    "CIFAR100": ("cifar-100-python", ("train",), "test", "meta", "fine_labels",
-                 "fine_label_names", 100),
+    "CIFAR100": (
+        "cifar-100-python",
+        ("train",),
+        "test",
+        "meta",
+        "fine_labels",
+        "fine_label_names",
+        100,
+    ),
 }
 
 
@@ -96,9 +103,7 @@ def make_fake_cifar(
         seed: fixes pixels and label order.
         key_type: "bytes" or "str" dict keys (the two ways the official pickles load).
     """
-    folder_name, train_files, test_file, meta_file, label_key, names_key, num_classes = _SPECS[
-        name
-    ]
+    folder_name, train_files, test_file, meta_file, label_key, names_key, num_classes = _SPECS[name]
     folder = Path(root) / folder_name
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -107,8 +112,11 @@ def make_fake_cifar(
         batch = fake_batch(n_train_per_batch, num_classes, rng, label_key, offset)
         write_pickle(folder / fname, batch, key_type=key_type)
         offset += n_train_per_batch
-    write_pickle(folder / test_file, fake_batch(n_test, num_classes, rng, label_key, offset),
-                 key_type=key_type)
+    write_pickle(
+        folder / test_file,
+        fake_batch(n_test, num_classes, rng, label_key, offset),
+        key_type=key_type,
+    )
     meta: dict[str, Any] = {names_key: [f"class_{i}" for i in range(num_classes)]}
     if name == "CIFAR10":
         meta.update(num_cases_per_batch=n_train_per_batch, num_vis=3072)

@@ -71,7 +71,9 @@ def test_offsets_uniform_and_half_flipped() -> None:
         assert counts.min() > 850 and counts.max() < 1150  # 1000 expected, ~4.7 sigma margin
     assert abs(flip.float().mean().item() - 0.5) < 0.03
     # Independent per image: offsets and flips are not correlated.
-    assert abs(torch.corrcoef(torch.stack([dy.float(), dx.float(), flip.float()]))[0, 1:]).max() < 0.05
+    assert (
+        abs(torch.corrcoef(torch.stack([dy.float(), dx.float(), flip.float()]))[0, 1:]).max() < 0.05
+    )
 
 
 def test_same_generator_state_same_output() -> None:

@@ -121,8 +121,13 @@ def test_start_batch_out_of_range() -> None:
 
 
 def test_dtype_and_channels_last() -> None:
-    x, y = next(iter(TrainBatches(_id_bundle(), 16, torch.Generator(), dtype=torch.bfloat16,
-                                  channels_last=True)))
+    x, y = next(
+        iter(
+            TrainBatches(
+                _id_bundle(), 16, torch.Generator(), dtype=torch.bfloat16, channels_last=True
+            )
+        )
+    )
     assert x.dtype == torch.bfloat16 and y.dtype == torch.int64
     assert x.is_contiguous(memory_format=torch.channels_last)
 
@@ -197,10 +202,7 @@ def test_shards_reassemble_the_permutation(n: int, world_size: int, per_rank: in
 def test_batches_on_cuda(generator_device: str) -> None:
     cpu_bundle = _id_bundle()
     gpu_bundle = DataBundle(
-        **{
-            k: (v.cuda() if isinstance(v, torch.Tensor) else v)
-            for k, v in vars(cpu_bundle).items()
-        }
+        **{k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in vars(cpu_bundle).items()}
     )
     g = torch.Generator(device=generator_device).manual_seed(5)
     state = g.get_state()

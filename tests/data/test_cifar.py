@@ -25,8 +25,7 @@ def _raw_file(folder: Path, fname: str) -> dict:
 
 @pytest.mark.parametrize("key_type", ["bytes", "str"])
 def test_cifar10_loads_exact_pixels_and_labels(tmp_path: Path, key_type: str) -> None:
-    folder = make_fake_cifar(tmp_path, "CIFAR10", n_train_per_batch=7, n_test=5,
-                             key_type=key_type)
+    folder = make_fake_cifar(tmp_path, "CIFAR10", n_train_per_batch=7, n_test=5, key_type=key_type)
     raw = read_cifar("CIFAR10", tmp_path)
     assert raw.num_classes == 10 and raw.name == "CIFAR10"
     assert raw.train_images.shape == (35, 3, 32, 32) and raw.train_images.dtype == torch.uint8
@@ -46,8 +45,9 @@ def test_cifar10_loads_exact_pixels_and_labels(tmp_path: Path, key_type: str) ->
 
 @pytest.mark.parametrize("key_type", ["bytes", "str"])
 def test_cifar100_loads_fine_labels(tmp_path: Path, key_type: str) -> None:
-    folder = make_fake_cifar(tmp_path, "CIFAR100", n_train_per_batch=120, n_test=30,
-                             key_type=key_type)
+    folder = make_fake_cifar(
+        tmp_path, "CIFAR100", n_train_per_batch=120, n_test=30, key_type=key_type
+    )
     raw = read_cifar("cifar100", tmp_path)
     assert raw.num_classes == 100 and len(raw.class_names) == 100
     assert raw.train_images.shape == (120, 3, 32, 32)
@@ -95,26 +95,49 @@ CASES: list[tuple[str, str, Mutation, str]] = [
     # (id, file, mutation of the loaded dict, expected words in the message)
     ("missing-data", "data_batch_2", _drop("data"), "missing key 'data'"),
     ("missing-labels", "test_batch", _drop("labels"), "missing key 'labels'"),
-    ("float-data", "data_batch_4", _set("data", lambda d: d["data"].astype(np.float32)),
-     "dtype float32, expected uint8"),
-    ("short-rows", "data_batch_1", _set("data", lambda d: np.ascontiguousarray(d["data"][:, :3071])),
-     "shape (20, 3071)"),
+    (
+        "float-data",
+        "data_batch_4",
+        _set("data", lambda d: d["data"].astype(np.float32)),
+        "dtype float32, expected uint8",
+    ),
+    (
+        "short-rows",
+        "data_batch_1",
+        _set("data", lambda d: np.ascontiguousarray(d["data"][:, :3071])),
+        "shape (20, 3071)",
+    ),
     ("flat-data", "data_batch_1", _set("data", lambda d: d["data"].reshape(-1)), "shape (61440,)"),
     ("list-data", "data_batch_5", _set("data", lambda d: d["data"].tolist()), "is a list"),
-    ("label-too-big", "data_batch_3", _set("labels", lambda d: [10] + d["labels"][1:]),
-     "range over [0, 10], expected [0, 9]"),
-    ("label-negative", "test_batch", _set("labels", lambda d: [-1] + d["labels"][1:]),
-     "range over [-1,"),
-    ("label-count", "data_batch_2", _set("labels", lambda d: d["labels"][:-1]),
-     "19 entries but 'data' has 20"),
-    ("label-float", "data_batch_2", _set("labels", lambda d: [0.5] * len(d["labels"])),
-     "flat list of integers"),
+    (
+        "label-too-big",
+        "data_batch_3",
+        _set("labels", lambda d: [10] + d["labels"][1:]),
+        "range over [0, 10], expected [0, 9]",
+    ),
+    (
+        "label-negative",
+        "test_batch",
+        _set("labels", lambda d: [-1] + d["labels"][1:]),
+        "range over [-1,",
+    ),
+    (
+        "label-count",
+        "data_batch_2",
+        _set("labels", lambda d: d["labels"][:-1]),
+        "19 entries but 'data' has 20",
+    ),
+    (
+        "label-float",
+        "data_batch_2",
+        _set("labels", lambda d: [0.5] * len(d["labels"])),
+        "flat list of integers",
+    ),
     ("meta-names", "batches.meta", _set("label_names", lambda d: ["a", "b"]), "10 class names"),
 ]
 
 
-@pytest.mark.parametrize("fname,mutate,expected", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("fname,mutate,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_malformed_file_names_file_and_fix(
     fake_cifar10: Path, fname: str, mutate: Mutation, expected: str
 ) -> None:

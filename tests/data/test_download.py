@@ -113,10 +113,12 @@ def _visible_and_hidden(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir()) if root.exists() else []
 
 
-@pytest.mark.parametrize("name,folder", [("CIFAR10", "cifar-10-batches-py"),
-                                         ("CIFAR100", "cifar-100-python")])
-def test_download_extracts_official_layout(server: Server, tmp_path: Path, name: str,
-                                           folder: str) -> None:
+@pytest.mark.parametrize(
+    "name,folder", [("CIFAR10", "cifar-10-batches-py"), ("CIFAR100", "cifar-100-python")]
+)
+def test_download_extracts_official_layout(
+    server: Server, tmp_path: Path, name: str, folder: str
+) -> None:
     url, md5 = server.add(f"/{name}.tar.gz", _archive(name))
     root = tmp_path / "data"
     got = download_cifar(name, root, url=url, md5=md5, progress=False)
@@ -186,10 +188,15 @@ def _unsafe_members() -> dict[str, list[tuple[tarfile.TarInfo, bytes | None]]]:
     }
 
 
-@pytest.mark.parametrize("kind,why", [("dotdot", "a '..' component"),
-                                      ("absolute", "an absolute path"),
-                                      ("symlink", "a link or special file"),
-                                      ("outside", "outside cifar-10-batches-py/")])
+@pytest.mark.parametrize(
+    "kind,why",
+    [
+        ("dotdot", "a '..' component"),
+        ("absolute", "an absolute path"),
+        ("symlink", "a link or special file"),
+        ("outside", "outside cifar-10-batches-py/"),
+    ],
+)
 def test_unsafe_archive_is_rejected(server: Server, tmp_path: Path, kind: str, why: str) -> None:
     blob = _tar_gz(_unsafe_members()[kind])
     url, md5 = server.add("/evil.tar.gz", blob)
@@ -224,14 +231,22 @@ def test_incomplete_existing_folder_is_not_touched(server: Server, tmp_path: Pat
         download_cifar("CIFAR10", tmp_path, url=url, md5=md5, progress=False)
     assert server.requests == []
     assert {p.name for p in folder.iterdir()} == {
-        "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "test_batch", "batches.meta"
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "test_batch",
+        "batches.meta",
     }
 
 
 def test_load_data_with_download(server: Server, tmp_path: Path, monkeypatch) -> None:
     url, md5 = server.add("/c10.tar.gz", _archive("CIFAR10"))
-    monkeypatch.setattr(loader_module, "download_cifar",
-                        functools.partial(download_cifar, url=url, md5=md5, progress=False))
+    monkeypatch.setattr(
+        loader_module,
+        "download_cifar",
+        functools.partial(download_cifar, url=url, md5=md5, progress=False),
+    )
     bundle = load_data("CIFAR10", tmp_path / "fresh", download=True)
     assert len(bundle.train_images) == 15 and bundle.train_images.dtype == torch.uint8
 

@@ -37,7 +37,9 @@ def test_bundle_of_cifar10(fake_cifar10: Path) -> None:
     bundle = load_data("cifar10", fake_cifar10)
     assert isinstance(bundle, DataBundle)
     assert bundle.name == "CIFAR10" and bundle.num_classes == 10 and bundle.eval_split == "test"
-    assert bundle.train_images.shape == (100, 3, 32, 32) and bundle.train_images.dtype == torch.uint8
+    assert (
+        bundle.train_images.shape == (100, 3, 32, 32) and bundle.train_images.dtype == torch.uint8
+    )
     assert bundle.eval_images.shape == (20, 3, 32, 32) and bundle.eval_images.dtype == torch.uint8
     assert bundle.train_labels.dtype == bundle.eval_labels.dtype == torch.int64
     assert bundle.mean.shape == bundle.std.shape == (3,)
@@ -131,12 +133,14 @@ def test_val_ratio_leaving_empty_part(fake_cifar10: Path) -> None:
 
 def test_normalized_train_set_has_zero_mean_unit_std(fake_cifar10: Path) -> None:
     bundle = load_data("CIFAR10", fake_cifar10, validation=True)
-    batches = eval_batches(bundle.train_images, bundle.train_labels, 32, bundle.mean, bundle.std,
-                           torch.float64)
+    batches = eval_batches(
+        bundle.train_images, bundle.train_labels, 32, bundle.mean, bundle.std, torch.float64
+    )
     x = torch.cat([xb for xb, _ in batches])
     assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=torch.float64), atol=1e-6, rtol=0)
-    assert_close(x.std(dim=(0, 2, 3), correction=0), torch.ones(3, dtype=torch.float64),
-                 atol=1e-6, rtol=0)
+    assert_close(
+        x.std(dim=(0, 2, 3), correction=0), torch.ones(3, dtype=torch.float64), atol=1e-6, rtol=0
+    )
 
 
 def test_normalize_formula_dtype_and_layout() -> None:
@@ -156,8 +160,11 @@ def test_normalize_formula_dtype_and_layout() -> None:
 
 def test_eval_batches_in_order_without_augmentation(fake_cifar10: Path) -> None:
     bundle = load_data("CIFAR10", fake_cifar10)
-    batches = list(eval_batches(bundle.eval_images, bundle.eval_labels, 8, bundle.mean,
-                                bundle.std, channels_last=True))
+    batches = list(
+        eval_batches(
+            bundle.eval_images, bundle.eval_labels, 8, bundle.mean, bundle.std, channels_last=True
+        )
+    )
     assert [len(y) for _, y in batches] == [8, 8, 4]
     assert torch.equal(torch.cat([y for _, y in batches]), bundle.eval_labels)
     x = torch.cat([xb for xb, _ in batches])

@@ -13,7 +13,9 @@ from scalefree.errors import UsageError
 def test_defaults_shapes_and_dtypes() -> None:
     bundle = load_data("synthetic", "unused")
     assert bundle.name == "synthetic" and bundle.num_classes == 10
-    assert bundle.train_images.shape == (2560, 3, 32, 32) and bundle.train_images.dtype == torch.uint8
+    assert (
+        bundle.train_images.shape == (2560, 3, 32, 32) and bundle.train_images.dtype == torch.uint8
+    )
     assert bundle.eval_images.shape == (512, 3, 32, 32)
     assert bundle.train_labels.bincount().tolist() == [256] * 10
     # Pixels use the range without saturating everywhere.
