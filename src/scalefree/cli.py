@@ -27,11 +27,11 @@ SUBCOMMANDS: tuple[str, ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that names the subcommand in its errors and exits with code 2."""
+    """argparse whose errors are one line naming the subcommand and flag, with exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        # One line naming the problem (the full usage of `train` is 20 lines that bury it).
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

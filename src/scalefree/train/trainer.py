@@ -37,7 +37,7 @@ from torch import nn
 from scalefree import __version__
 from scalefree.data import DataBundle, TrainBatches, eval_batches, load_data
 from scalefree.errors import UsageError
-from scalefree.io import atomic_save, atomic_write_json
+from scalefree.io import atomic_save, atomic_write_json, atomic_write_text
 from scalefree.models import build_model
 from scalefree.optim import param_groups
 from scalefree.optim.adam_family import AdamFamily
@@ -313,7 +313,7 @@ def train(
     device = ctx.device or resolve_device(config)
     _check_run_dir(run_dir, config, resume)
     if ctx.is_main:
-        _create_run_dir(run_dir, resume)
+        _create_run_dir(run_dir)
     _barrier(ctx)
     if config.reproducible:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -632,9 +632,10 @@ def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
 def _truncate_after(run_dir: Path, epoch: int) -> None:
     """Drop metrics rows and statistics of epochs after the checkpoint (written before a crash)."""
     rows = [r for r in read_metrics(run_dir) if r["epoch"] <= epoch]
-    from scalefree.io import atomic_write_text
-
-    atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    if rows:
+        atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
     for f in (run_dir / STATS_DIR).glob("epoch_*.npz"):
         if int(f.stem.split("_")[1]) > epoch:
             f.unlink()
@@ -659,7 +660,7 @@ def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
         )
 
 
-def _create_run_dir(run_dir: Path, resume: bool) -> None:
+def _create_run_dir(run_dir: Path) -> None:
     """Create the run directory and check it is writable before any training starts."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -671,7 +672,7 @@ def _create_run_dir(run_dir: Path, resume: bool) -> None:
             f"cannot write to the log folder {run_dir.parent} ({exc.strerror or exc}); "
             "choose a writable --log-folder"
         ) from exc
-    if not resume:  # leftovers of a run that crashed before its first checkpoint
-        (run_dir / METRICS_FILE).unlink(missing_ok=True)
-        for f in (run_dir / STATS_DIR).glob("epoch_*.npz"):
-            f.unlink()
+    if not ckpt.has_checkpoint(run_dir):
+        # Leftovers of a run that crashed before its first checkpoint: it starts from scratch, so
+        # any metrics or statistics already written are stale (also under --resume).
+        _truncate_after(run_dir, 0)
