@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalefree.errors import UsageError
+from scalefree.sweep.presets import FIGURES, preset_entry
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,20 @@ PRESETS: dict[str, Preset] = {
         run=_run_adagrad_restart,
     ),
 }
+# The paper's CIFAR figures (fig2 ... fig6): sweeps of the figure's grids, then the report of the
+# log folder; each preset's help names its figure and source (scalefree.sweep.presets).
+PRESETS.update({name: Preset(*preset_entry(name)) for name in FIGURES})
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``reproduce`` and one sub-subcommand per entry of :data:`PRESETS`."""
     parser = subparsers.add_parser(
         "reproduce",
-        help="run a paper experiment that needs no dataset (quadratic, adagrad-restart)",
-        description="Run a paper experiment that needs no dataset; prints a table and a verdict, "
-        "writes JSON and PNG.",
+        help="reproduce a paper experiment: quadratic and adagrad-restart (no dataset), "
+        "fig2..fig6 (CIFAR sweeps + report)",
+        description="Reproduce a paper experiment. quadratic and adagrad-restart need no dataset: "
+        "they print a table and a verdict and write JSON and PNG. fig2..fig6 run the paper's "
+        "learning-rate x weight-decay sweeps (scalefree sweep) and then write the report.",
     )
     sub = parser.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(parser))
     for name, preset in PRESETS.items():

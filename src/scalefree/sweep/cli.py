@@ -1,0 +1,307 @@
+"""``scalefree sweep``: an optimizer x eta0 x weight-decay x seed grid of training runs.
+
+    scalefree sweep --model ResNet20 --no-batch-norm --train-epochs 300 --log-folder logs/R20 \\
+        --optim-methods AdamL2 AdamW --eta0-vals 5e-5 1e-4 5e-4 1e-3 5e-3 \\
+        --weight-decay-vals 0 1e-5 5e-5 1e-4 5e-4 1e-3 --extend-boundary --workers 4
+
+Every ``scalefree train`` flag sets the runs' shared settings (``--optim-method``, ``--eta0``,
+``--weight-decay`` and ``--seed`` are replaced by the grid flags). Relaunching the same command is
+safe and cheap: finished runs are skipped, interrupted ones resume from their checkpoint, runs
+another launch is training are left alone; ``--retry-failed`` reruns the failed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scalefree.errors import UsageError
+from scalefree.sweep.executors import (
+    EXECUTORS,
+    Executor,
+    LocalExecutor,
+    RayExecutor,
+    SlurmExecutor,
+    parse_slurm_time,
+)
+from scalefree.sweep.grid import DEFAULT_METHODS, PAPER_ETA0S, PAPER_WEIGHT_DECAYS, make_sweep
+from scalefree.sweep.runner import run_sweeps
+from scalefree.train.cli import add_config_arguments, config_from_args
+
+# RunConfig fields the grid sets (and the trainer's progress display, off for parallel runs).
+GRID_FIELDS = ("optim_method", "eta0", "weight_decay", "seed", "progress")
+DEFAULT_MAX_EXTENSIONS = 3
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sweep",
+        help="train a grid of optimizer x eta0 x weight decay x seed (local, Ray or Slurm)",
+        description="Train every run of an optimizer x eta0 x weight-decay x seed grid, in "
+        "parallel, skipping finished runs and resuming interrupted ones; then write the summary "
+        "tables (summary.csv, best.csv, summary.md) into the log folder.",
+    )
+    g = p.add_argument_group("grid")
+    g.add_argument(
+        "--optim-methods",
+        nargs="*",
+        default=list(DEFAULT_METHODS),
+        metavar="METHOD",
+        help="optimizers to sweep (default: %(default)s)",
+    )
+    g.add_argument(
+        "--eta0-vals",
+        nargs="*",
+        type=float,
+        default=list(PAPER_ETA0S),
+        metavar="ETA0",
+        help="initial step sizes (default: the paper's grid, %(default)s)",
+    )
+    g.add_argument(
+        "--weight-decay-vals",
+        nargs="*",
+        type=float,
+        default=list(PAPER_WEIGHT_DECAYS),
+        metavar="WD",
+        help="weight decays (default: the paper's grid, %(default)s)",
+    )
+    g.add_argument(
+        "--seeds",
+        nargs="*",
+        type=int,
+        default=[0],
+        metavar="SEED",
+        help="seeds (default: %(default)s); each seed has its own stored initial weights unless "
+        "--init-seed is given",
+    )
+    add_control_arguments(p, extend_default=False, max_extensions=DEFAULT_MAX_EXTENSIONS)
+    add_executor_arguments(p)
+    add_config_arguments(p.add_argument_group("run settings (scalefree train flags)"), GRID_FIELDS)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_control_arguments(
+    p: argparse.ArgumentParser, *, extend_default: bool, max_extensions: int
+) -> None:
+    """--extend-boundary, --max-extensions, --retry-failed, --dry-run (shared with the presets)."""
+    g = p.add_argument_group("sweep control")
+    g.add_argument(
+        "--extend-boundary",
+        action=argparse.BooleanOptionalAction,
+        default=extend_default,
+        help="while a method's best setting lies on the grid's edge, add the next 1-5 per decade "
+        "value beyond it and run the new points (the paper's protocol, Section 4)",
+    )
+    g.add_argument(
+        "--max-extensions",
+        type=int,
+        default=max_extensions,
+        metavar="N",
+        help="at most N extension rounds (default: %(default)s)",
+    )
+    g.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rerun runs whose result.json says failed (diverged runs are never rerun)",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the run names (one per line; finished ones marked) and run nothing",
+    )
+
+
+def add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    """Executor choice and its options (shared with the presets)."""
+    g = p.add_argument_group("execution")
+    g.add_argument(
+        "--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)"
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local: runs at once (default: GPUs x --runs-per-gpu, or 1 on the CPU)",
+    )
+    g.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        default=1,
+        metavar="K",
+        help="runs sharing one GPU at once (default: 1)",
+    )
+    g.add_argument(
+        "--synthetic-sizes",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("N_TRAIN", "N_TEST"),
+        help="synthetic dataset sizes, for smoke runs (not part of the run names: one size per "
+        "log folder)",
+    )
+    r = p.add_argument_group("ray executor")
+    r.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="join this Ray cluster (e.g. auto, ray://head:10001); default: start a local one",
+    )
+    r.add_argument(
+        "--ray-num-cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPUs of a local Ray instance (default: all)",
+    )
+    r.add_argument(
+        "--cpus-per-run",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Ray CPUs (and threads) per run (default: 1)",
+    )
+    s = p.add_argument_group("slurm executor (submitit)")
+    s.add_argument(
+        "--slurm-partition", default=None, metavar="NAME", help="partition (default: the cluster's)"
+    )
+    s.add_argument(
+        "--slurm-time",
+        default="24:00:00",
+        metavar="TIME",
+        help="time limit per job, minutes or [D-]HH:MM[:SS]; a job that hits it is requeued "
+        "and resumes from its checkpoint (default: %(default)s)",
+    )
+    s.add_argument(
+        "--slurm-gpus-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help="GPUs per job (default: 1, or 0 with --device cpu); a job runs N x --runs-per-gpu runs",
+    )
+    s.add_argument(
+        "--slurm-cpus-per-task", type=int, default=None, metavar="N", help="CPUs per job"
+    )
+    s.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="memory per job")
+    s.add_argument(
+        "--slurm-array-parallelism",
+        type=int,
+        default=64,
+        metavar="N",
+        help="jobs at once (default: %(default)s)",
+    )
+    s.add_argument("--slurm-account", default=None, metavar="NAME", help="account to charge")
+    s.add_argument("--slurm-qos", default=None, metavar="NAME", help="quality of service")
+    s.add_argument(
+        "--slurm-constraint",
+        default=None,
+        metavar="FEATURES",
+        help="node constraint (e.g. a GPU type)",
+    )
+    s.add_argument(
+        "--slurm-folder",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="submitit's job files and logs (default: <log-folder>/slurm)",
+    )
+    s.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local", "debug"),
+        default="slurm",
+        help="submitit cluster (default: slurm); local and debug run the jobs on this machine, "
+        "for testing",
+    )
+    s.add_argument(
+        "--slurm-poll-s",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds between job status checks (default: %(default)s)",
+    )
+    s.add_argument(
+        "--slurm-no-wait",
+        action="store_true",
+        help="submit the job array and return (relaunch the same command later to collect, "
+        "extend and summarize)",
+    )
+
+
+def make_executor(args: argparse.Namespace, log_folder: str | Path) -> Executor:
+    """The executor chosen by ``--executor`` with its options; validates them."""
+    if args.runs_per_gpu < 1:
+        raise UsageError(f"--runs-per-gpu must be a positive integer, got {args.runs_per_gpu}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be a positive integer, got {args.workers}")
+    if args.executor == "local":
+        return LocalExecutor(workers=args.workers, runs_per_gpu=args.runs_per_gpu)
+    if args.executor == "ray":
+        if args.ray_num_cpus is not None and args.ray_num_cpus < 1:
+            raise UsageError(f"--ray-num-cpus must be a positive integer, got {args.ray_num_cpus}")
+        init = {} if args.ray_num_cpus is None else {"num_cpus": args.ray_num_cpus}
+        return RayExecutor(
+            address=args.ray_address,
+            runs_per_gpu=args.runs_per_gpu,
+            cpus_per_run=args.cpus_per_run,
+            init_kwargs=init,
+        )
+    if args.slurm_poll_s <= 0:
+        raise UsageError(f"--slurm-poll-s must be positive, got {args.slurm_poll_s}")
+    return SlurmExecutor(
+        args.slurm_folder or Path(log_folder) / "slurm",
+        partition=args.slurm_partition,
+        time_min=parse_slurm_time(args.slurm_time),
+        gpus_per_node=args.slurm_gpus_per_node,
+        cpus_per_task=args.slurm_cpus_per_task,
+        mem_gb=args.slurm_mem_gb,
+        array_parallelism=args.slurm_array_parallelism,
+        runs_per_gpu=args.runs_per_gpu,
+        account=args.slurm_account,
+        qos=args.slurm_qos,
+        constraint=args.slurm_constraint,
+        cluster=args.slurm_cluster,
+        poll_s=args.slurm_poll_s,
+        wait=not args.slurm_no_wait,
+    )
+
+
+def check_control(args: argparse.Namespace) -> None:
+    if args.max_extensions < 0:
+        raise UsageError(f"--max-extensions must be >= 0, got {args.max_extensions}")
+    if args.synthetic_sizes is not None and min(args.synthetic_sizes) < 1:
+        raise UsageError(f"--synthetic-sizes must be positive, got {args.synthetic_sizes}")
+    if args.executor == "slurm" and args.slurm_no_wait and args.extend_boundary:
+        raise UsageError(
+            "--slurm-no-wait cannot be combined with --extend-boundary (extension needs the "
+            "results); relaunch with --extend-boundary once the jobs are done"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    check_control(args)
+    base = config_from_args(args, progress="none")
+    sweep = make_sweep(base, args.optim_methods, args.eta0_vals, args.weight_decay_vals, args.seeds)
+    if args.synthetic_sizes is not None and base.dataset != "synthetic":
+        raise UsageError("--synthetic-sizes applies only to --dataset synthetic")
+    executor = make_executor(args, base.log_folder)
+    report = run_sweeps(
+        [sweep],
+        executor,
+        retry_failed=args.retry_failed,
+        extend_boundary=args.extend_boundary,
+        max_extensions=args.max_extensions,
+        dry_run=args.dry_run,
+        synthetic_sizes=tuple(args.synthetic_sizes) if args.synthetic_sizes else None,
+    )
+    _print_job_ids(executor)
+    return report.exit_code
+
+
+def _print_job_ids(executor: Executor) -> None:
+    ids = getattr(executor, "job_ids", None)
+    if ids and not getattr(executor, "wait", True):
+        print(f"submitted {len(ids)} Slurm job(s): {ids[0]} ... {ids[-1]}")
+
+
+__all__ = ["add_control_arguments", "add_executor_arguments", "add_parser", "make_executor", "run"]

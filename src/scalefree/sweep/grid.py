@@ -1,0 +1,337 @@
+"""Sweep grids: optimizer methods x eta0 x weight decay x seeds, and the paper's boundary extension.
+
+A :class:`Sweep` is a base :class:`~scalefree.train.config.RunConfig` (every setting that is not
+swept) plus, per optimizer method, the axes of its grid (:class:`Axes`: the eta0 values and the
+weight-decay values) and the seeds. :meth:`Sweep.configs` expands it to one RunConfig per
+(method, eta0, weight decay, seed).
+
+Initial weights. Every run of a sweep starts from the stored initial weights for its
+(dataset, model, batch norm, init seed) (DESIGN section 6; the trainer creates the file once and
+every later run loads it). With the default ``init_seed=None`` the init seed is the run's seed, so
+all runs *of one seed* share one initialization, and a multi-seed sweep repeats the whole
+experiment with a fresh initialization per seed: the paper picks one random initialization per
+experiment configuration as "a fixed starting point for all optimizers and hyperparameter
+settings" (Section 4), and averaging over seeds should average over that choice too. Setting
+``init_seed`` on the base config instead pins one initialization for every seed (only data order
+and augmentation then vary).
+
+Boundary extension (Section 4: "Whenever the best performing hyperparameters lie in the boundary of
+the searching grid, we always extend the grid to ensure that the final best-performing
+hyperparameters fall into the interior of the grid"). Given the mean final test error of each
+grid point of one method, :func:`boundary_extension` says which edges the best point lies on and
+which new values to add, continuing the grid's 1-5 per decade pattern (..., 1e-4, 5e-4, 1e-3,
+5e-3, ...; :func:`next_grid_value`). Conventions:
+
+* diverged and failed runs count as error ``DIVERGED_ERROR`` (1.1), as in the heatmaps, and can
+  never be "best"; a method whose every point diverged is not extended;
+* weight decay 0 is a lower edge that is not extended below (there is nothing below 0);
+* an axis with a single value is the user's choice of a fixed value, not a searched range, and is
+  never extended (otherwise ``--weight-decay-vals 0`` would grow a weight-decay axis);
+* a best point on a corner extends both axes, and the new corner point is run too;
+* ties go to the smaller eta0, then the smaller weight decay (as the summary tables do).
+
+Everything here is pure: no files are read, so the logic is unit-testable on a fake result table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from scalefree.errors import UsageError
+from scalefree.results import DIVERGED_ERROR
+from scalefree.train.config import RunConfig, fmt_num
+
+# The paper's grid (Section 4, "Hyperparameter tuning").
+PAPER_ETA0S: tuple[float, ...] = (5e-5, 1e-4, 5e-4, 1e-3, 5e-3)
+PAPER_WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
+DEFAULT_METHODS: tuple[str, ...] = ("AdamL2", "AdamW")
+# Mantissas of the grid pattern within one decade.
+GRID_MANTISSAS: tuple[int, ...] = (1, 5)
+_REL_TOL = 1e-9  # values closer than this (relatively) are the same grid value
+
+# (eta0, weight decay) -> mean final test error over seeds; None (or NaN) where unfinished.
+ErrorTable = Mapping[tuple[float, float], "float | None"]
+
+
+@dataclass(frozen=True)
+class Axes:
+    """One method's grid: eta0 values x weight-decay values (each sorted ascending, unique)."""
+
+    eta0s: tuple[float, ...]
+    weight_decays: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta0s", _sorted_unique(self.eta0s))
+        object.__setattr__(self, "weight_decays", _sorted_unique(self.weight_decays))
+
+    def points(self) -> list[tuple[float, float]]:
+        return [(e, w) for e in self.eta0s for w in self.weight_decays]
+
+    def __len__(self) -> int:
+        return len(self.eta0s) * len(self.weight_decays)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A base config, per-method grid axes, and seeds; expands to RunConfigs.
+
+    Every setting that is not swept (model, dataset, epochs, batch size, loss multiplier, ...)
+    comes from ``base``; its ``optim_method``, ``eta0``, ``weight_decay`` and ``seed`` are ignored.
+    """
+
+    base: RunConfig
+    axes: Mapping[str, Axes]
+    seeds: tuple[int, ...] = (0,)
+
+    def configs(self) -> list[RunConfig]:
+        """One RunConfig per (method, eta0, weight decay, seed), in that nesting order."""
+        out = []
+        for method, ax in self.axes.items():
+            for eta0, wd in ax.points():
+                for seed in self.seeds:
+                    out.append(
+                        self.base.replace(
+                            optim_method=method, eta0=eta0, weight_decay=wd, seed=seed
+                        )
+                    )
+        return out
+
+    def method_configs(self, method: str, points: Iterable[tuple[float, float]] | None = None):
+        """The RunConfigs of one method, grouped by grid point: {(eta0, wd): [config per seed]}."""
+        pts = self.axes[method].points() if points is None else points
+        return {
+            (e, w): [
+                self.base.replace(optim_method=method, eta0=e, weight_decay=w, seed=s)
+                for s in self.seeds
+            ]
+            for e, w in pts
+        }
+
+    def with_axes(self, method: str, axes: Axes) -> Sweep:
+        return Sweep(self.base, {**self.axes, method: axes}, self.seeds)
+
+    @property
+    def label(self) -> str:
+        """Short description for messages, e.g. ``CIFAR10 ResNet110 (no BN)``."""
+        b = self.base
+        notes = ["BN" if b.batch_norm else "no BN"]
+        if b.loss_multiplier != 1:
+            notes.append(f"loss x{fmt_num(b.loss_multiplier)}")
+        return f"{b.dataset} {b.model} ({', '.join(notes)})"
+
+
+def grid_configs(
+    base: RunConfig,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    eta0s: Sequence[float] = PAPER_ETA0S,
+    weight_decays: Sequence[float] = PAPER_WEIGHT_DECAYS,
+    seeds: Sequence[int] = (0,),
+) -> list[RunConfig]:
+    """The full grid methods x eta0s x weight_decays x seeds, every other setting from ``base``."""
+    return make_sweep(base, methods, eta0s, weight_decays, seeds).configs()
+
+
+def make_sweep(
+    base: RunConfig,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    eta0s: Sequence[float] = PAPER_ETA0S,
+    weight_decays: Sequence[float] = PAPER_WEIGHT_DECAYS,
+    seeds: Sequence[int] = (0,),
+) -> Sweep:
+    """A :class:`Sweep` with the same axes for every method; validates with flag-named errors."""
+    methods = validate_methods(methods)
+    eta0s = validate_values("--eta0-vals", eta0s, allow_zero=False)
+    weight_decays = validate_values("--weight-decay-vals", weight_decays, allow_zero=True)
+    seeds = validate_seeds(seeds)
+    axes = Axes(eta0s, weight_decays)
+    return Sweep(base, {m: axes for m in methods}, seeds)
+
+
+# ------------------------------------------------------------------------------------ validation
+
+
+def validate_methods(methods: Sequence[str], flag: str = "--optim-methods") -> tuple[str, ...]:
+    """Canonical optimizer names, duplicates dropped (order kept)."""
+    from scalefree.optim import OPTIMIZERS
+
+    if not methods:
+        raise UsageError(f"{flag} needs at least one optimizer, e.g. {flag} AdamL2 AdamW")
+    out: list[str] = []
+    for name in methods:
+        try:
+            canonical = OPTIMIZERS.canonical(name)
+        except UsageError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+        if canonical not in out:
+            out.append(canonical)
+    return tuple(out)
+
+
+def validate_values(flag: str, values: Sequence[float], *, allow_zero: bool) -> tuple[float, ...]:
+    """Grid values: at least one, finite, positive (or >= 0); sorted ascending, unique."""
+    if not values:
+        raise UsageError(f"{flag} needs at least one value")
+    for v in values:
+        bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+        if bad or v < 0 or (v == 0 and not allow_zero):
+            what = "non-negative" if allow_zero else "positive"
+            raise UsageError(f"{flag} values must be {what} finite numbers, got {v!r}")
+    return _sorted_unique(float(v) for v in values)
+
+
+def validate_seeds(seeds: Sequence[int], flag: str = "--seeds") -> tuple[int, ...]:
+    if not seeds:
+        raise UsageError(f"{flag} needs at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise UsageError(f"{flag} values must be non-negative integers, got {s!r}")
+    return tuple(dict.fromkeys(seeds))
+
+
+def _sorted_unique(values: Iterable[float]) -> tuple[float, ...]:
+    out: list[float] = []
+    for v in sorted(float(x) for x in values):
+        if not out or not same_value(v, out[-1]):
+            out.append(v)
+    return tuple(out)
+
+
+def same_value(a: float, b: float) -> bool:
+    """Equal up to float noise (5e-4 typed and 5e-4 computed are one grid value)."""
+    return a == b or abs(a - b) <= _REL_TOL * max(abs(a), abs(b))
+
+
+# ---------------------------------------------------------------------------- boundary extension
+
+
+def next_grid_value(x: float, *, up: bool) -> float:
+    """The next value of the 1-5 per decade pattern strictly above (``up``) or below ``x``.
+
+    ``next_grid_value(5e-4, up=True) == 1e-3``, ``next_grid_value(1e-3, up=True) == 5e-3``,
+    ``next_grid_value(1e-5, up=False) == 5e-6``. Values off the pattern step to the nearest pattern
+    value beyond them (``2e-3`` -> ``5e-3`` up, ``1e-3`` down). The result is built from its
+    decimal spelling, so it is the same float a user typing ``5e-3`` gets.
+    """
+    if not (math.isfinite(x) and x > 0):
+        raise ValueError(f"grid values to extend must be positive and finite, got {x!r}")
+    k = math.floor(math.log10(x))
+    candidates = sorted(float(f"{m}e{j}") for j in range(k - 2, k + 3) for m in GRID_MANTISSAS)
+    if up:
+        return next(c for c in candidates if c > x * (1 + _REL_TOL))
+    return next(c for c in reversed(candidates) if c < x * (1 - _REL_TOL))
+
+
+@dataclass(frozen=True)
+class Extension:
+    """New grid values for one method, and the edges that asked for them."""
+
+    eta0s: tuple[float, ...] = ()
+    weight_decays: tuple[float, ...] = ()
+    edges: tuple[str, ...] = field(default=())
+    best: tuple[float, float] | None = None  # (eta0, weight decay) of the best point
+
+    def __bool__(self) -> bool:
+        return bool(self.eta0s or self.weight_decays)
+
+    def apply(self, axes: Axes) -> Axes:
+        """The axes with the new values added."""
+        return Axes(axes.eta0s + self.eta0s, axes.weight_decays + self.weight_decays)
+
+
+def best_point(table: ErrorTable) -> tuple[float, float] | None:
+    """(eta0, wd) with the lowest finite error below DIVERGED_ERROR; ties to smaller eta0, then wd."""
+    ok = [
+        (err, e, w)
+        for (e, w), err in table.items()
+        if err is not None and math.isfinite(err) and err < DIVERGED_ERROR
+    ]
+    if not ok:
+        return None
+    _, e, w = min(ok)
+    return e, w
+
+
+def boundary_extension(table: ErrorTable, axes: Axes) -> Extension:
+    """Which edges of ``axes`` the best point of ``table`` lies on, and the values to add.
+
+    Returns an empty (falsy) :class:`Extension` when the best point is interior, when nothing
+    finished below the divergence error, or when the only edges it touches are not extendable
+    (weight decay 0, single-value axes). See the module docstring for the conventions.
+    """
+    best = best_point(table)
+    if best is None:
+        return Extension()
+    e, w = best
+    new_eta0s: list[float] = []
+    new_wds: list[float] = []
+    edges: list[str] = []
+    if len(axes.eta0s) > 1:
+        if same_value(e, axes.eta0s[-1]):
+            new_eta0s.append(next_grid_value(axes.eta0s[-1], up=True))
+            edges.append("largest eta0")
+        elif same_value(e, axes.eta0s[0]):
+            new_eta0s.append(next_grid_value(axes.eta0s[0], up=False))
+            edges.append("smallest eta0")
+    if len(axes.weight_decays) > 1:
+        if same_value(w, axes.weight_decays[-1]):
+            new_wds.append(next_grid_value(axes.weight_decays[-1], up=True))
+            edges.append("largest weight decay")
+        elif same_value(w, axes.weight_decays[0]) and axes.weight_decays[0] > 0:
+            new_wds.append(next_grid_value(axes.weight_decays[0], up=False))
+            edges.append("smallest weight decay")
+    return Extension(tuple(new_eta0s), tuple(new_wds), tuple(edges), best)
+
+
+def missing_points(table: ErrorTable, axes: Axes) -> list[tuple[float, float]]:
+    """Grid points of ``axes`` without a finished error in ``table`` (extension waits for them)."""
+    out = []
+    for p in axes.points():
+        err = table.get(p)
+        if err is None or (isinstance(err, float) and math.isnan(err)):
+            out.append(p)
+    return out
+
+
+def new_points(old: Axes, new: Axes) -> list[tuple[float, float]]:
+    """Points of ``new`` that are not points of ``old`` (a new row, column, and corner)."""
+    have = set(old.points())
+    return [p for p in new.points() if p not in have]
+
+
+def mean_error(results: Sequence[dict | None]) -> float | None:
+    """Mean final test error of one grid point's seed runs, from their result.json contents.
+
+    None while any seed is unfinished; diverged and failed runs count as DIVERGED_ERROR.
+    """
+    if not results or any(r is None for r in results):
+        return None
+    errors = [
+        float(r["test_error"]) if r.get("status") == "completed" else DIVERGED_ERROR
+        for r in results  # type: ignore[union-attr]
+    ]
+    return sum(errors) / len(errors)
+
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "PAPER_ETA0S",
+    "PAPER_WEIGHT_DECAYS",
+    "Axes",
+    "ErrorTable",
+    "Extension",
+    "Sweep",
+    "best_point",
+    "boundary_extension",
+    "grid_configs",
+    "make_sweep",
+    "mean_error",
+    "missing_points",
+    "new_points",
+    "next_grid_value",
+    "same_value",
+    "validate_methods",
+    "validate_seeds",
+    "validate_values",
+]

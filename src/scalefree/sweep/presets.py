@@ -1,0 +1,339 @@
+"""The paper's CIFAR figures as sweeps: ``scalefree reproduce fig2 ... fig6``.
+
+Each preset is the grid search behind one figure of Zhuang et al. (TMLR 2022, seed 003), with the
+training settings of the reference commands (seed 000): batch size 128, evaluation every epoch, no
+learning-rate schedule (eta_t = 1), update statistics every 1000 iterations, 300 epochs.
+
+Grid (Section 4, "Hyperparameter tuning"): eta0 in {5e-5, 1e-4, 5e-4, 1e-3, 5e-3} x weight decay
+in {0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3}, one grid per optimizer. Where a seed-000 command names a
+best setting outside that grid (the paper extended its grid there), the grid of that optimizer
+is grown along the 1-5 per decade pattern until it covers it, e.g. Figure 4's AdamL2 with the
+loss x100 gets weight decays up to 0.1. Boundary extension (the paper's "we always extend the
+grid") is on by default, so the final best points end up inside the grid.
+
+=========  =================================================================================
+preset     experiments (CIFAR10 for ResNets, CIFAR100 for DenseNet-BC-100)
+=========  =================================================================================
+fig2       Figure 2: AdamL2 vs AdamW with BN: ResNet20/56/110/218, DenseNetBC100
+fig3       Figure 3: AdamL2 vs AdamW without BN: ResNet20/44/56/110/218, DenseNetBC100
+fig4       Figure 4: AdamL2 vs AdamW, ResNet110 without BN, loss x10 and x100
+fig5       Figure 5: AdamW vs AdamProx without BN: ResNet110 (300 epochs), DenseNetBC100 (100)
+fig6       Figure 6: AdamW vs AdamProxL2, ResNet110 without BN
+=========  =================================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalefree.errors import UsageError
+from scalefree.sweep.grid import (
+    PAPER_ETA0S,
+    PAPER_WEIGHT_DECAYS,
+    Axes,
+    Sweep,
+    next_grid_value,
+    same_value,
+    validate_methods,
+    validate_seeds,
+)
+from scalefree.train.config import RunConfig
+
+DEFAULT_MAX_EXTENSIONS = 5  # Figure 4's AdamL2 (loss x100) moved 4 steps beyond the base grid
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment configuration of a figure (one heatmap panel, or a pair of them).
+
+    ``reference`` maps an optimizer to the (eta0, weight decay) of its seed-000 command.
+    """
+
+    model: str
+    batch_norm: bool
+    loss_multiplier: float = 1.0
+    epochs: int = 300
+    reference: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        return "CIFAR100" if self.model.startswith("DenseNet") else "CIFAR10"
+
+
+@dataclass(frozen=True)
+class FigurePreset:
+    name: str
+    help: str
+    methods: tuple[str, ...]
+    experiments: tuple[Experiment, ...]
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e.model for e in self.experiments))
+
+
+_L2W = ("AdamL2", "AdamW")
+FIGURES: dict[str, FigurePreset] = {
+    p.name: p
+    for p in (
+        FigurePreset(
+            "fig2",
+            "Figure 2: AdamL2 vs AdamW with batch norm, ResNet20/56/110/218 on CIFAR10 and "
+            "DenseNetBC100 on CIFAR100 (paper Section 4.1; seed-000 commands with BN)",
+            _L2W,
+            (
+                Experiment("ResNet20", True),
+                Experiment("ResNet56", True),
+                Experiment("ResNet110", True, reference={"AdamL2": (5e-3, 0), "AdamW": (5e-3, 0)}),
+                Experiment("ResNet218", True),
+                Experiment("DenseNetBC100", True, reference={"AdamL2": (5e-3, 0)}),
+            ),
+        ),
+        FigurePreset(
+            "fig3",
+            "Figure 3: AdamL2 vs AdamW without batch norm, ResNet20/44/56/110/218 on CIFAR10 and "
+            "DenseNetBC100 on CIFAR100, with update statistics (Section 4.1; seed-000 NoBN "
+            "commands)",
+            _L2W,
+            (
+                Experiment(
+                    "ResNet20", False, reference={"AdamL2": (1e-3, 5e-4), "AdamW": (1e-3, 5e-5)}
+                ),
+                Experiment(
+                    "ResNet44", False, reference={"AdamL2": (5e-4, 5e-4), "AdamW": (5e-4, 5e-5)}
+                ),
+                Experiment(
+                    "ResNet56", False, reference={"AdamL2": (5e-4, 5e-4), "AdamW": (5e-4, 5e-5)}
+                ),
+                Experiment(
+                    "ResNet110", False, reference={"AdamL2": (1e-3, 5e-4), "AdamW": (5e-4, 1e-4)}
+                ),
+                Experiment(
+                    "ResNet218", False, reference={"AdamL2": (5e-4, 5e-3), "AdamW": (5e-4, 5e-5)}
+                ),
+                Experiment(
+                    "DenseNetBC100",
+                    False,
+                    reference={"AdamL2": (5e-4, 1e-3), "AdamW": (1e-3, 5e-5)},
+                ),
+            ),
+        ),
+        FigurePreset(
+            "fig4",
+            "Figure 4: AdamL2 vs AdamW on ResNet110 without batch norm with the loss multiplied "
+            "by 10 and by 100 (Section 4.2; seed-000 Loss_Mul commands)",
+            _L2W,
+            (
+                Experiment(
+                    "ResNet110",
+                    False,
+                    loss_multiplier=10.0,
+                    reference={"AdamL2": (1e-3, 5e-3), "AdamW": (5e-4, 1e-4)},
+                ),
+                Experiment(
+                    "ResNet110",
+                    False,
+                    loss_multiplier=100.0,
+                    reference={"AdamL2": (1e-4, 0.1), "AdamW": (5e-4, 1e-4)},
+                ),
+            ),
+        ),
+        FigurePreset(
+            "fig5",
+            "Figure 5: AdamW vs AdamProx without batch norm, ResNet110 on CIFAR10 (300 epochs) "
+            "and DenseNetBC100 on CIFAR100 (100 epochs), constant schedule (Section 4.3)",
+            ("AdamW", "AdamProx"),
+            (
+                Experiment("ResNet110", False),
+                Experiment("DenseNetBC100", False, epochs=100),
+            ),
+        ),
+        FigurePreset(
+            "fig6",
+            "Figure 6: AdamW vs AdamProxL2 (non-squared L2 prox) on ResNet110 without batch norm "
+            "(Section 5)",
+            ("AdamW", "AdamProxL2"),
+            (Experiment("ResNet110", False),),
+        ),
+    )
+}
+
+
+def covering_values(base: Sequence[float], target: float) -> tuple[float, ...]:
+    """``base`` grown along the 1-5 per decade pattern until it reaches ``target`` (contiguous, so
+    the grid has no hole between the paper's values and a seed-000 best value)."""
+    values = sorted(float(v) for v in base)
+    if any(same_value(target, v) for v in values):
+        return tuple(values)
+    positive = [v for v in values if v > 0]
+    if target > 0 and positive:
+        while target > values[-1]:
+            values.append(next_grid_value(values[-1], up=True))
+        while target < positive[0]:
+            positive.insert(0, next_grid_value(positive[0], up=False))
+            values.append(positive[0])
+    if not any(
+        same_value(target, v) for v in values
+    ):  # 0, or a value off the pattern: add it as is
+        values.append(float(target))
+    return tuple(sorted(values))
+
+
+def preset_axes(experiment: Experiment, method: str) -> Axes:
+    ref = experiment.reference.get(method)
+    if ref is None:
+        return Axes(PAPER_ETA0S, PAPER_WEIGHT_DECAYS)
+    return Axes(covering_values(PAPER_ETA0S, ref[0]), covering_values(PAPER_WEIGHT_DECAYS, ref[1]))
+
+
+def experiments_for(preset: FigurePreset, models: Sequence[str] | None) -> list[Experiment]:
+    """The preset's experiments, restricted to ``models``; a model the figure does not show gets
+    the settings of the figure's first model (without seed-000 reference points)."""
+    if not models:
+        return list(preset.experiments)
+    from scalefree.models import MODELS
+
+    out: list[Experiment] = []
+    for name in models:
+        try:
+            model = MODELS.canonical(name)
+        except UsageError as exc:
+            raise UsageError(f"--models: {exc}") from None
+        own = [e for e in preset.experiments if e.model == model]
+        if not own:
+            first = preset.experiments[0].model
+            own = [
+                Experiment(model, e.batch_norm, e.loss_multiplier, e.epochs)
+                for e in preset.experiments
+                if e.model == first
+            ]
+        out += [e for e in own if e not in out]
+    return out
+
+
+def build_sweeps(preset: FigurePreset, args: argparse.Namespace) -> list[Sweep]:
+    """One :class:`Sweep` per experiment of the preset, from the parsed flags."""
+    seeds = validate_seeds(args.seeds if args.seeds is not None else [args.seed])
+    methods = validate_methods(preset.methods)
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.iters is not None and args.iters < 1:
+        raise UsageError(f"--iters must be a positive integer, got {args.iters}")
+    sweeps = []
+    for e in experiments_for(preset, args.models):
+        base = RunConfig(
+            train_epochs=args.epochs or e.epochs,
+            batchsize=128,
+            eval_interval=1,
+            log_folder=str(args.log_folder or Path("logs") / preset.name),
+            dataroot=str(args.dataroot),
+            download=args.download,
+            dataset=args.dataset or e.dataset,
+            model=e.model,
+            batch_norm=e.batch_norm,
+            scheduler="None",
+            store_stats=True,
+            store_stats_interval=1000,
+            loss_multiplier=e.loss_multiplier,
+            device=args.device,
+            max_steps=args.iters,
+            progress="none",
+        )
+        sweeps.append(Sweep(base, {m: preset_axes(e, m) for m in methods}, seeds))
+    return sweeps
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of a figure preset (``--out``, ``--iters``, ``--seed``, ``--no-plot`` come from
+    ``reproduce``: report folder, max optimizer steps per run, a single seed, skip the report)."""
+    from scalefree.sweep.cli import add_control_arguments, add_executor_arguments
+
+    g = parser.add_argument_group("figure")
+    g.add_argument("--models", nargs="*", default=None, metavar="MODEL", help="only these models")
+    g.add_argument(
+        "--seeds",
+        nargs="*",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="seeds (default: --seed); one initialization per seed",
+    )
+    g.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the paper's)")
+    g.add_argument(
+        "--log-folder", type=Path, default=None, help="run folder (default: logs/<preset>)"
+    )
+    g.add_argument(
+        "--dataroot", type=Path, default=Path("data"), help="CIFAR folder (default: data)"
+    )
+    g.add_argument(
+        "--dataset",
+        default=None,
+        help="use this dataset for every model (e.g. synthetic for a smoke run; default: "
+        "CIFAR10 for ResNets, CIFAR100 for DenseNet-BC)",
+    )
+    g.add_argument("--download", action="store_true", help="download CIFAR if missing")
+    g.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device"
+    )
+    add_control_arguments(parser, extend_default=True, max_extensions=DEFAULT_MAX_EXTENSIONS)
+    add_executor_arguments(parser)
+
+
+def run_preset(name: str, args: argparse.Namespace) -> int:
+    """Run the preset's sweeps, then write the report of the log folder."""
+    from scalefree.sweep.cli import check_control, make_executor
+    from scalefree.sweep.runner import run_sweeps
+
+    preset = FIGURES[name]
+    check_control(args)
+    sweeps = build_sweeps(preset, args)
+    if args.synthetic_sizes is not None and any(s.base.dataset != "synthetic" for s in sweeps):
+        raise UsageError("--synthetic-sizes applies only to --dataset synthetic")
+    log_folder = sweeps[0].base.log_folder
+    executor = make_executor(args, log_folder)
+    if not args.dry_run:
+        print(f"{preset.help}\n{len(sweeps)} experiment(s) -> {log_folder}", flush=True)
+    report = run_sweeps(
+        sweeps,
+        executor,
+        retry_failed=args.retry_failed,
+        extend_boundary=args.extend_boundary,
+        max_extensions=args.max_extensions,
+        dry_run=args.dry_run,
+        synthetic_sizes=tuple(args.synthetic_sizes) if args.synthetic_sizes else None,
+    )
+    if args.dry_run or args.no_plot:
+        return report.exit_code
+    try:
+        from scalefree.plots.report import write_report
+    except ImportError:
+        print("no report: scalefree.plots.report is not available")
+        return report.exit_code
+    # reproduce's --out (default results/reproduce/<preset>) receives the report.
+    path = write_report(log_folder, args.out or Path("results", "reproduce", name))
+    print(f"report: {path}")
+    return report.exit_code
+
+
+def preset_entry(name: str):
+    """(help, add_arguments, run) for ``scalefree.experiments.cli.Preset``."""
+    return (
+        FIGURES[name].help,
+        add_arguments,
+        lambda args: run_preset(name, args),
+    )
+
+
+__all__ = [
+    "FIGURES",
+    "Experiment",
+    "FigurePreset",
+    "build_sweeps",
+    "covering_values",
+    "experiments_for",
+    "preset_axes",
+    "run_preset",
+]

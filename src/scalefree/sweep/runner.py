@@ -1,0 +1,300 @@
+"""Run sweeps: dispatch the runs that need it, report each as it finishes, extend the grid, summarize.
+
+:func:`run_sweeps` takes one or more :class:`~scalefree.sweep.grid.Sweep` (a preset is several:
+one per model / loss multiplier) and an executor, and runs them together, so the workers stay
+busy across experiments:
+
+1. round 0: every config of every sweep. Each run is first checked in the launcher
+   (:func:`~scalefree.sweep.tasks.precheck`): finished runs (result.json exists) are skipped and
+   counted, runs locked by another launch are reported as running elsewhere, the rest go to the
+   executor, which calls ``train(config, resume=True)`` (an interrupted run continues from its
+   checkpoint).
+2. with ``extend_boundary``, up to ``max_extensions`` more rounds: for each sweep and method whose
+   grid points all have a result, if the best point lies on an extendable edge
+   (:func:`~scalefree.sweep.grid.boundary_extension`), the next grid value beyond that edge is
+   added and its new points are run. A method with unfinished points (running elsewhere, failed
+   to start) is not extended in this launch; rerunning the same command picks it up.
+3. the summary tables (``summary.csv``, ``best.csv``, ``summary.md``: scalefree.plots.tables) of
+   every run in each log folder are written into that folder.
+
+Nothing is retried silently: failed runs stay failed until ``retry_failed``; diverged runs stay
+diverged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from scalefree.sweep.executors import Executor
+from scalefree.sweep.grid import (
+    Sweep,
+    boundary_extension,
+    mean_error,
+    missing_points,
+    new_points,
+)
+from scalefree.sweep.tasks import RunTask, TaskResult, precheck, read_result, run_dir_of
+from scalefree.train.config import RunConfig, fmt_num
+
+
+@dataclass
+class SweepReport:
+    """Everything that happened in one launch."""
+
+    results: list[TaskResult] = field(default_factory=list)
+    sweeps: list[Sweep] = field(default_factory=list)  # with their final (extended) axes
+    notes: list[str] = field(default_factory=list)
+    rounds: int = 0
+    planned: list[RunConfig] = field(default_factory=list)  # every config, in launch order
+    summaries: dict[str, dict[str, Path]] = field(default_factory=dict)  # log folder -> files
+    not_awaited: int = 0  # runs handed to an executor that does not wait (slurm --slurm-no-wait)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """2: a usage error stopped runs; 1: a run failed or was interrupted; else 0."""
+        if self.count("error"):
+            return 2
+        if self.count("failed") or self.count("interrupted"):
+            return 1
+        return 0
+
+    def summary_line(self) -> str:
+        c = Counter(r.status for r in self.results)
+        ran = [
+            f"{c[s]} {s}"
+            for s in ("completed", "diverged", "failed", "interrupted", "error")
+            if c[s]
+        ]
+        parts = [f"{len(self.results) + self.not_awaited} runs"]
+        if ran or not self.not_awaited:
+            parts.append("ran " + (", ".join(ran) if ran else "none"))
+        if c["skipped"]:
+            prev = Counter(r.previous for r in self.results if r.status == "skipped")
+            detail = ", ".join(f"{n} {s}" for s, n in sorted(prev.items()))
+            parts.append(f"skipped {c['skipped']} already finished ({detail})")
+        if c["running_elsewhere"]:
+            parts.append(f"{c['running_elsewhere']} running elsewhere")
+        if self.not_awaited:
+            parts.append(f"{self.not_awaited} submitted, not awaited")
+        if self.rounds:
+            parts.append(f"{self.rounds} extension round(s)")
+        return "; ".join(parts)
+
+
+def format_result(r: TaskResult, index: int, total: int) -> str:
+    """One progress line: ``[ 3/12] completed    0.0912    512.3s  NAME``."""
+    width = len(str(total))
+    err = f"{r.test_error:.4f}" if r.test_error is not None else "-"
+    status = r.status if r.status != "skipped" else f"skipped ({r.previous})"
+    line = f"[{index:>{width}}/{total}] {status:<19} {err:>7} {r.wall_time_s:>9.1f}s  {r.name}"
+    if r.message and r.status in ("failed", "error", "interrupted", "running_elsewhere"):
+        line += f"  ({r.message.splitlines()[0]})"
+    return line
+
+
+def run_sweeps(
+    sweeps: Sequence[Sweep],
+    executor: Executor,
+    *,
+    retry_failed: bool = False,
+    extend_boundary: bool = False,
+    max_extensions: int = 3,
+    dry_run: bool = False,
+    synthetic_sizes: tuple[int, int] | None = None,
+    write_tables: bool = True,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> SweepReport:
+    """Run (or, with ``dry_run``, list) the sweeps; see the module docstring.
+
+    Progress goes to ``out`` (one line per finished run); with ``dry_run`` the run names go to
+    ``out``, one per line (finished ones annotated), and every other message to ``err``.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    info: Callable[[str], None] = (
+        (lambda s: print(s, file=err, flush=True))
+        if dry_run
+        else (lambda s: print(s, file=out, flush=True))
+    )
+    report = SweepReport(sweeps=list(sweeps))
+    configs = _unique(c for s in report.sweeps for c in s.configs())
+    _run_round(configs, executor, report, info, out, retry_failed, dry_run, synthetic_sizes, 0)
+
+    if extend_boundary:
+        for round_no in range(1, max_extensions + 1):
+            new_configs = _extend(report, info, quiet=dry_run)
+            if not new_configs:
+                break
+            report.rounds = round_no
+            _run_round(
+                new_configs,
+                executor,
+                report,
+                info,
+                out,
+                retry_failed,
+                dry_run,
+                synthetic_sizes,
+                round_no,
+            )
+        else:
+            _note_remaining_edges(report, info, max_extensions)
+
+    if dry_run:
+        info(f"dry run: {_plan_line(report)}")
+        return report
+    if write_tables:
+        _write_tables(report, info)
+    for note in report.notes:
+        info(f"note: {note}")
+    info(f"sweep {'submitted' if report.not_awaited else 'done'}: {report.summary_line()}")
+    return report
+
+
+def _unique(configs) -> list[RunConfig]:
+    seen: dict[str, RunConfig] = {}
+    for c in configs:
+        seen.setdefault(str(run_dir_of(c)), c)
+    return list(seen.values())
+
+
+def _run_round(
+    configs: list[RunConfig],
+    executor: Executor,
+    report: SweepReport,
+    info: Callable[[str], None],
+    out: TextIO,
+    retry_failed: bool,
+    dry_run: bool,
+    synthetic_sizes: tuple[int, int] | None,
+    round_no: int,
+) -> None:
+    seen = {str(run_dir_of(p)) for p in report.planned}
+    configs = [c for c in configs if str(run_dir_of(c)) not in seen]
+    report.planned += configs
+    tasks = [
+        RunTask(c, retry_failed=retry_failed, synthetic_sizes=synthetic_sizes) for c in configs
+    ]
+    decided = {id(t): precheck(t) for t in tasks}
+    to_run = [t for t in tasks if decided[id(t)] is None]
+    held = [r for r in decided.values() if r is not None]
+    finished = sum(r.status == "skipped" for r in held)
+    elsewhere = len(held) - finished
+    what = "runs" if round_no == 0 else f"new runs (extension round {round_no})"
+    info(
+        f"{len(tasks)} {what}: {len(to_run)} to run, {finished} already finished, "
+        f"{elsewhere} running elsewhere; executor {executor.name}"
+    )
+    if dry_run:
+        for t in tasks:
+            r = decided[id(t)]
+            note = "" if r is None else f"  # {r.previous or r.status}"
+            print(f"{t.config.run_name()}{note}", file=out, flush=True)
+        report.results += held
+        return
+    for r in held:
+        if r.status == "running_elsewhere":
+            info(f"running elsewhere ({r.message or 'locked'}): {r.name}")
+    report.results += held
+    done = [0]
+
+    def on_result(r: TaskResult) -> None:
+        done[0] += 1
+        info(format_result(r, done[0], len(to_run)))
+
+    returned = executor.run(to_run, on_result)
+    report.results += returned
+    report.not_awaited += len(to_run) - len(returned)
+
+
+def result_table(sweep: Sweep, method: str) -> dict[tuple[float, float], float | None]:
+    """Mean final test error per grid point of one method, read from the runs' result.json."""
+    return {
+        point: mean_error([read_result(run_dir_of(c)) for c in cs])
+        for point, cs in sweep.method_configs(method).items()
+    }
+
+
+def _extend(report: SweepReport, info: Callable[[str], None], quiet: bool) -> list[RunConfig]:
+    """One extension round's new configs; updates ``report.sweeps`` with the extended axes."""
+    new_configs: list[RunConfig] = []
+    for i, sweep in enumerate(report.sweeps):
+        for method, axes in list(sweep.axes.items()):
+            table = result_table(sweep, method)
+            missing = missing_points(table, axes)
+            if missing:
+                if not quiet:
+                    report.notes.append(
+                        f"{sweep.label} {method}: grid not extended, {len(missing)} of "
+                        f"{len(axes)} points have no result yet (rerun the sweep to continue)"
+                    )
+                continue
+            ext = boundary_extension(table, axes)
+            if not ext:
+                continue
+            new_axes = ext.apply(axes)
+            sweep = sweep.with_axes(method, new_axes)
+            points = new_points(axes, new_axes)
+            added = [c for p in points for c in sweep.method_configs(method, [p])[p]]
+            new_configs += added
+            e, w = ext.best  # type: ignore[misc]
+            values = [f"eta0 {fmt_num(v)}" for v in ext.eta0s]
+            values += [f"weight decay {fmt_num(v)}" for v in ext.weight_decays]
+            info(
+                f"extend {sweep.label} {method}: best (eta0 {fmt_num(e)}, weight decay "
+                f"{fmt_num(w)}) lies on the {' and '.join(ext.edges)} edge -> adding "
+                f"{', '.join(values)} ({len(added)} runs)"
+            )
+        report.sweeps[i] = sweep
+    return new_configs
+
+
+def _note_remaining_edges(report: SweepReport, info: Callable[[str], None], rounds: int) -> None:
+    for sweep in report.sweeps:
+        for method, axes in sweep.axes.items():
+            table = result_table(sweep, method)
+            if missing_points(table, axes):
+                continue
+            ext = boundary_extension(table, axes)
+            if ext:
+                report.notes.append(
+                    f"{sweep.label} {method}: the best point is still on the "
+                    f"{' and '.join(ext.edges)} edge after {rounds} extension round(s); "
+                    "rerun with a larger --max-extensions"
+                )
+
+
+def _plan_line(report: SweepReport) -> str:
+    n = len(report.planned)
+    finished = report.count("skipped")
+    elsewhere = report.count("running_elsewhere")
+    return f"{n} runs, {n - finished - elsewhere} to run, {finished} finished, {elsewhere} running elsewhere"
+
+
+def _write_tables(report: SweepReport, info: Callable[[str], None]) -> None:
+    from scalefree.plots.tables import write_summary
+    from scalefree.results import load_runs
+
+    for folder in dict.fromkeys(str(Path(c.log_folder)) for c in report.planned):
+        if not Path(folder).is_dir():
+            continue
+        runs = load_runs(folder)
+        if not runs:
+            continue
+        paths = write_summary(runs, folder)
+        report.summaries[folder] = paths
+        info(
+            f"summary of {len(runs)} runs in {folder}: " + ", ".join(str(p) for p in paths.values())
+        )
+
+
+__all__ = ["SweepReport", "format_result", "result_table", "run_sweeps"]
