@@ -35,9 +35,10 @@ AdamProxD   x <- (D x - lr_t m_hat) / (D + s)                    "Decay No More"
 How it runs fast: the Adam part is torch's own fused (or foreach) Adam kernel
 (``torch.optim.adam.adam``); AdamL2 and AdamW are *exactly* torch's math (AdamL2 = Adam with
 weight_decay = lambda; AdamW = torch AdamW with weight_decay = lambda / alpha under the "schedule"
-convention, lambda under "lr"). The proximal variants apply their operator as one cheap multi-tensor
-post-step on y = x - u. With eps = 0 the kernels would turn 0/0 into NaN, so that case takes a
-per-tensor path that defines 0/0 = 0.
+convention, lambda under "lr"). AdamProx is also exactly torch AdamW's update, with lr' = lr_t/(1+s)
+and weight_decay' = s/lr_t. AdamProxL1/L2/D apply their operator as a post-step on y = x - u (an
+in-place soft-threshold; one norm and one scale; D/(D+s) tensor by tensor). With eps = 0 the
+kernels would turn 0/0 into NaN, so that case takes a per-tensor path that defines 0/0 = 0.
 
 Deviations from the paper, stated: AdamProxD with D = 0 and s > 0 maps the coordinate to 0 (the
 exact minimizer of its proximal problem); AdamProxL2 takes the norm over the whole parameter group
@@ -231,13 +232,18 @@ class AdamFamily(Optimizer):
     ) -> None:
         beta1, beta2 = group["betas"]
         lam = group["weight_decay"]
-        # The decay that coincides with torch's own kernels is folded into them.
+        lr = float(group["lr"])
+        # The decays that coincide with torch's own kernels are folded into them.
         if self.variant == "AdamL2":
             wd, decoupled = lam, False
         elif self.variant == "AdamW":
             # torch AdamW multiplies x by (1 - lr_t * wd) before the step: wd = s / lr_t.
-            lr = float(group["lr"])
             wd, decoupled = (s / lr if lr > 0 else 0.0), True
+        elif self.variant == "AdamProx":
+            # (x - u) / (1 + s) = x (1 - lr' wd') - lr' m_hat / D with lr' = lr_t / (1 + s) and
+            # wd' = s / lr_t: exactly torch AdamW's update, so no separate prox pass is needed.
+            wd, decoupled = (s / lr if lr > 0 else 0.0), True
+            lr = lr / (1.0 + s)
         else:
             wd, decoupled = 0.0, False
         if group["eps"] == 0:
@@ -251,7 +257,7 @@ class AdamFamily(Optimizer):
                 amsgrad=group["amsgrad"],
                 beta1=beta1,
                 beta2=beta2,
-                lr=float(group["lr"]),
+                lr=lr,
                 weight_decay=wd,
                 decoupled=decoupled,
                 maximize=group["maximize"],
@@ -270,18 +276,16 @@ class AdamFamily(Optimizer):
             amsgrad=group["amsgrad"],
             beta1=beta1,
             beta2=beta2,
-            lr=float(group["lr"]),
+            lr=lr,
             weight_decay=wd,
             eps=group["eps"],
             maximize=group["maximize"],
         )
 
     def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
-        """Proximal post-step on y = x - u (x now holds y). AdamL2/AdamW are already complete."""
+        """Proximal post-step on y = x - u (x now holds y). AdamL2/AdamW/AdamProx are complete."""
         v = self.variant
-        if v == "AdamProx":
-            torch._foreach_div_(params, 1.0 + s)
-        elif v == "AdamProxL1":
+        if v == "AdamProxL1":
             # sign(y) max(|y| - s, 0) is softshrink: one in-place pass per tensor, no temporaries.
             for p in params:
                 _softshrink_(p, s)
