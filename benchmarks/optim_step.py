@@ -49,8 +49,6 @@ import argparse
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -58,8 +56,8 @@ import time
 import torch
 from torch.optim import Optimizer
 
-import scalefree
 import scalefree.optim as sfo
+from _machine import machine_info
 from scalefree.models import build_model
 
 DTYPE = torch.float32
@@ -297,27 +295,6 @@ def print_model(name: str, rep: dict) -> None:
         )
     for k, v in rep["checks"].items():
         print(f"  check {k} = {v:.3g}")
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return dict(
-        cpu=cpu,
-        logical_cpus=os.cpu_count(),
-        torch_threads=torch.get_num_threads(),
-        torch=torch.__version__,
-        python=platform.python_version(),
-        scalefree=getattr(scalefree, "__version__", "unknown"),
-        platform=platform.platform(),
-    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -59,8 +59,6 @@ import contextlib
 import functools
 import json
 import math
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -75,7 +73,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-import scalefree
+from _machine import machine_info
 from scalefree.data import load_data
 from scalefree.errors import UsageError
 from scalefree.models import MODELS, build_model
@@ -452,32 +450,6 @@ def print_model(name: str, rep: dict[str, Any], args: argparse.Namespace) -> Non
         else:
             val = f"{t['value']:.2f}x"
         print(f"  [{'PASS' if t['ok'] else 'MISS'}] {t['row']:<5} {t['target']}: {val}")
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return dict(
-        cpu=cpu,
-        logical_cpus=os.cpu_count(),
-        torch_threads=torch.get_num_threads(),
-        torch=torch.__version__,
-        python=platform.python_version(),
-        scalefree=getattr(scalefree, "__version__", "unknown"),
-        platform=platform.platform(),
-        loadavg_at_start=load,
-    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
