@@ -326,7 +326,8 @@ def test_resnet20_nobn_adamw_learns_on_real_cifar_subset(cifar10_subset, tmp_pat
         eta0=1e-3,
         weight_decay=5e-5,
         train_epochs=3,
-        batchsize=128,
+        batchsize=64,
+        eval_interval=3,
         log_folder=str(tmp_path),
         progress="none",
     )
