@@ -336,3 +336,32 @@ def test_resnet20_nobn_adamw_learns_on_real_cifar_subset(cifar10_subset, tmp_pat
     # Chance is 0.1 (+-0.01 over 1017 images). Without BN the net first spends ~100 steps
     # collapsing its huge initial logits, then learns: 0.27 was measured for this setting.
     assert out.result["final"]["test_acc"] > 0.2, out.result
+
+
+def test_download_flag_fetches_before_loading(tmp_path, monkeypatch):
+    """--download calls the downloader (real one tested against a local server in tests/data)
+    before the files are read; without it a missing dataset is a clear usage error."""
+    calls = []
+
+    def fake_download(name, dataroot):
+        calls.append(name)
+        make_fake_cifar(Path(dataroot), name=name, n_train_per_batch=8, n_test=8)
+
+    monkeypatch.setattr(trainer_mod, "download_cifar", fake_download)
+    root = tmp_path / "data"
+    base = [
+        "train",
+        "--dataset",
+        "CIFAR10",
+        "--dataroot",
+        str(root),
+        "--progress",
+        "none",
+        "--max-steps",
+        "1",
+        "--train-epochs",
+        "1",
+    ]
+    assert main([*base, "--log-folder", str(tmp_path / "a")]) == 2  # missing files, no download
+    assert main([*base, "--log-folder", str(tmp_path / "b"), "--download"]) == 0
+    assert calls == ["CIFAR10"]

@@ -192,7 +192,7 @@ def _train(task: RunTask):
             download=False,
             validation=config.validation,
             val_ratio=config.val_ratio,
-            split_seed=config.seed,
+            split_seed=trainer.VAL_SPLIT_SEED,
             device=trainer.resolve_device(config),
             synthetic_sizes=task.synthetic_sizes,
         )

@@ -35,7 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalefree import __version__
-from scalefree.data import DataBundle, TrainBatches, eval_batches, load_data
+from scalefree.data import (
+    DATASETS,
+    DataBundle,
+    TrainBatches,
+    download_cifar,
+    eval_batches,
+    load_data,
+)
 from scalefree.errors import UsageError
 from scalefree.io import atomic_save, atomic_write_json, atomic_write_text
 from scalefree.models import build_model
@@ -322,15 +329,20 @@ def train(
         torch.backends.cudnn.benchmark = True
 
     torch.manual_seed(config.seed)
-    data = data or load_data(
-        config.dataset,
-        config.dataroot,
-        download=config.download and ctx.is_main,
-        validation=config.validation,
-        val_ratio=config.val_ratio,
-        split_seed=config.seed,
-        device=device,
-    )
+    if data is None:
+        # Rank 0 downloads (skipped when the files are there); the others wait, then read them.
+        if config.download and ctx.is_main and "cifar" in DATASETS.get(config.dataset).tags:
+            download_cifar(config.dataset, config.dataroot)
+        _barrier(ctx)
+        data = load_data(
+            config.dataset,
+            config.dataroot,
+            download=False,
+            validation=config.validation,
+            val_ratio=config.val_ratio,
+            split_seed=VAL_SPLIT_SEED,
+            device=device,
+        )
     channels_last = resolve_channels_last(config, device)
     if ctx.is_main:
         build_initial_model(config, data.num_classes, write=True)  # create the stored weights once
