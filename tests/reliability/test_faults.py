@@ -128,47 +128,46 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(data, tmp_path):
     _same_run(_run_dir(tmp_path / "a"), run_b)
 
 
+class _Crash(BaseException):
+    """Stands in for a crash: BaseException, so nothing in the trainer catches it."""
+
+
+def _crash_after(monkeypatch, owner, name: str, when=lambda *args: True) -> None:
+    """Make ``owner.name`` do its real work, then crash when ``when(*args)`` holds."""
+    real = getattr(owner, name)
+
+    def wrapped(*args):
+        out = real(*args)
+        if when(*args):
+            raise _Crash
+        return out
+
+    monkeypatch.setattr(owner, name, wrapped)
+
+
+def _train(data: Path, logs: Path, *extra: str) -> int:
+    return main(["train", *ARGS, "--dataroot", str(data), "--log-folder", str(logs), *extra])
+
+
 def _interrupted_run(data: Path, logs: Path, monkeypatch, after_epochs: int) -> Path:
-    """Run in-process and stop (as a crash would) right after epoch ``after_epochs``'s checkpoint."""
+    """Run in-process and crash right after epoch ``after_epochs``'s checkpoint is written."""
     from scalefree.train import checkpoint as ck
 
-    real = ck.save_checkpoint
-
-    class Stop(BaseException):
-        pass
-
-    def save_then_maybe_stop(run_dir, payload):
-        path = real(run_dir, payload)
-        if payload["epoch"] >= after_epochs:
-            raise Stop
-        return path
-
-    monkeypatch.setattr(ck, "save_checkpoint", save_then_maybe_stop)
-    with pytest.raises(Stop):
-        main(["train", *ARGS, "--dataroot", str(data), "--log-folder", str(logs)])
-    monkeypatch.setattr(ck, "save_checkpoint", real)
+    with monkeypatch.context() as m:
+        _crash_after(
+            m, ck, "save_checkpoint", when=lambda _, payload: payload["epoch"] >= after_epochs
+        )
+        with pytest.raises(_Crash):
+            _train(data, logs)
     return _run_dir(logs)
 
 
 def test_truncated_latest_checkpoint_falls_back_to_previous(data, tmp_path, monkeypatch, capsys):
-    main(["train", *ARGS, "--dataroot", str(data), "--log-folder", str(tmp_path / "a")])
+    _train(data, tmp_path / "a")
     run = _interrupted_run(data, tmp_path / "b", monkeypatch, after_epochs=2)
     latest = run / LATEST
     latest.write_bytes(latest.read_bytes()[:1000])  # truncated by a crash or a full disk
-    assert (
-        main(
-            [
-                "train",
-                *ARGS,
-                "--dataroot",
-                str(data),
-                "--log-folder",
-                str(tmp_path / "b"),
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert _train(data, tmp_path / "b", "--resume") == 0
     err = capsys.readouterr().err
     assert "checksum" in err or "truncated" in err
     assert "resuming" in err and "after epoch 1" in err  # the previous good checkpoint
@@ -184,10 +183,7 @@ def test_all_checkpoints_corrupt_is_a_clear_error_not_a_silent_restart(
         blob[len(blob) // 2] ^= 0x55
         (run / name).write_bytes(bytes(blob))
     rows_before = read_metrics(run)
-    code = main(
-        ["train", *ARGS, "--dataroot", str(data), "--log-folder", str(tmp_path / "b"), "--resume"]
-    )
-    assert code == 2
+    assert _train(data, tmp_path / "b", "--resume") == 2
     err = capsys.readouterr().err
     assert (
         "no valid checkpoint" in err
@@ -200,33 +196,12 @@ def test_all_checkpoints_corrupt_is_a_clear_error_not_a_silent_restart(
 def test_resume_after_crash_before_first_checkpoint_starts_clean(data, tmp_path, monkeypatch):
     from scalefree.train import trainer
 
-    real = trainer._append_metrics
-
-    class Stop(BaseException):
-        pass
-
-    def append_then_crash(run_dir, row):
-        real(run_dir, row)
-        raise Stop  # metrics row of epoch 1 written, its checkpoint not yet
-
-    monkeypatch.setattr(trainer, "_append_metrics", append_then_crash)
-    with pytest.raises(Stop):
-        main(["train", *ARGS, "--dataroot", str(data), "--log-folder", str(tmp_path / "b")])
-    monkeypatch.setattr(trainer, "_append_metrics", real)
+    with monkeypatch.context() as m:
+        # epoch 1's metrics row is written, its checkpoint not yet
+        _crash_after(m, trainer, "_append_metrics")
+        with pytest.raises(_Crash):
+            _train(data, tmp_path / "b")
     run = _run_dir(tmp_path / "b")
     assert len(read_metrics(run)) == 1
-    assert (
-        main(
-            [
-                "train",
-                *ARGS,
-                "--dataroot",
-                str(data),
-                "--log-folder",
-                str(tmp_path / "b"),
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert _train(data, tmp_path / "b", "--resume") == 0
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]  # no duplicated epoch 1
