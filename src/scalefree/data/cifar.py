@@ -191,8 +191,10 @@ def _read_batch(path: Path, spec: CifarSpec, dataroot: Path) -> tuple[np.ndarray
     except Exception as e:  # ragged nested lists and the like
         raise bad(f"{spec.label_key!r} is not a list of integers ({e})") from e
     if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
-        raise bad(f"{spec.label_key!r} must be a flat list of integers, got {labels.dtype} "
-                  f"of shape {labels.shape}")
+        raise bad(
+            f"{spec.label_key!r} must be a flat list of integers, got {labels.dtype} "
+            f"of shape {labels.shape}"
+        )
     if len(labels) != len(data):
         raise bad(f"{spec.label_key!r} has {len(labels)} entries but 'data' has {len(data)} images")
     lo, hi = int(labels.min()), int(labels.max())

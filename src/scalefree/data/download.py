@@ -142,8 +142,14 @@ def _progress_bar(total: int | None, desc: str):  # -> tqdm | None
         from tqdm import tqdm
     except ImportError:  # tqdm is a dependency, but a missing bar must not stop a download
         return None
-    return tqdm(total=total, desc=f"downloading {desc}", unit="B", unit_scale=True,
-                file=sys.stderr, leave=False)
+    return tqdm(
+        total=total,
+        desc=f"downloading {desc}",
+        unit="B",
+        unit_scale=True,
+        file=sys.stderr,
+        leave=False,
+    )
 
 
 def _check_member(member: tarfile.TarInfo, folder: str, url: str) -> None:

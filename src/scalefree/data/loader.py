@@ -167,8 +167,9 @@ def split_indices(n: int, val_ratio: float, seed: int) -> tuple[torch.Tensor, to
 
 
 def check_val_ratio(val_ratio: float) -> None:
-    if not (isinstance(val_ratio, (int, float)) and math.isfinite(val_ratio)
-            and 0.0 < val_ratio < 1.0):
+    if not (
+        isinstance(val_ratio, (int, float)) and math.isfinite(val_ratio) and 0.0 < val_ratio < 1.0
+    ):
         raise UsageError(f"--val-ratio must be a number in (0, 1), got {val_ratio!r}")
 
 

@@ -246,40 +246,19 @@ class AdamFamily(Optimizer):
             lr = lr / (1.0 + s)
         else:
             wd, decoupled = 0.0, False
+        tensors = (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps)
+        common = dict(amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr, weight_decay=wd,
+                      maximize=group["maximize"])  # fmt: skip
         if group["eps"] == 0:
-            _adam_eps0(
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                max_sqs,
-                steps,
-                amsgrad=group["amsgrad"],
-                beta1=beta1,
-                beta2=beta2,
-                lr=lr,
-                weight_decay=wd,
-                decoupled=decoupled,
-                maximize=group["maximize"],
-            )
+            _adam_eps0(*tensors, decoupled=decoupled, **common)
             return
         _torch_adam(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            max_sqs,
-            steps,
+            *tensors,
             foreach=None if fused else (group["foreach"] if group["foreach"] is not None else True),
             fused=fused or None,
             decoupled_weight_decay=decoupled,
-            amsgrad=group["amsgrad"],
-            beta1=beta1,
-            beta2=beta2,
-            lr=lr,
-            weight_decay=wd,
             eps=group["eps"],
-            maximize=group["maximize"],
+            **common,
         )
 
     def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
@@ -288,7 +267,7 @@ class AdamFamily(Optimizer):
         if v == "AdamProxL1":
             # sign(y) max(|y| - s, 0) is softshrink: one in-place pass per tensor, no temporaries.
             for p in params:
-                _softshrink_(p, s)
+                torch._C._nn.softshrink(p, s, out=p)
         elif v == "AdamProxL2":
             norms = torch._foreach_norm(params)
             if group["prox_norm"] == "group":
@@ -346,16 +325,6 @@ class AdamFamily(Optimizer):
                 u = st["exp_avg"] * (float(group["lr"]) / bc1) / d
                 out[p] = torch.where(d > 0, u, torch.zeros_like(u))
         return out
-
-
-def _softshrink_(x: Tensor, s: float) -> None:
-    if _HAS_SOFTSHRINK_OUT:
-        torch._C._nn.softshrink(x, s, out=x)
-    else:  # pragma: no cover - older torch
-        x.sub_(x.clamp(-s, s))
-
-
-_HAS_SOFTSHRINK_OUT = hasattr(torch._C, "_nn") and hasattr(torch._C._nn, "softshrink")
 
 
 def _shrink(norm: Tensor, s: float) -> Tensor:

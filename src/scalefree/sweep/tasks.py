@@ -32,12 +32,12 @@ from typing import Any
 
 from scalefree.errors import UsageError
 from scalefree.io import atomic_write_json, read_json
-from scalefree.results import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, read_metrics
+from scalefree.results import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, STATUSES, read_metrics
 from scalefree.sweep.locking import RunLock, holder, is_locked
 from scalefree.train.config import RunConfig
 
 FAILED_RESULT_KEPT = "result.failed.json"
-FINAL_STATUSES = ("completed", "diverged", "failed")
+FINAL_STATUSES = STATUSES  # what result.json can say
 TASK_STATUSES = (
     "completed",
     "diverged",

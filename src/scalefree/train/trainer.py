@@ -153,10 +153,9 @@ def build_initial_model(config: RunConfig, num_classes: int, write: bool = True)
     stores them atomically; every later run of a sweep loads the same file.
     """
     path = initial_weights_path(config)
-    model = build_model(config.model, num_classes=num_classes, batch_norm=config.batch_norm)
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        model = build_model(config.model, num_classes=num_classes, batch_norm=config.batch_norm)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.effective_init_seed)
@@ -345,9 +344,10 @@ def train(
         )
     channels_last = resolve_channels_last(config, device)
     if ctx.is_main:
-        build_initial_model(config, data.num_classes, write=True)  # create the stored weights once
+        model = build_initial_model(config, data.num_classes, write=True)  # stores them if new
     _barrier(ctx)
-    model = build_initial_model(config, data.num_classes, write=False)
+    if not ctx.is_main:  # rank 0's stored weights exist now
+        model = build_initial_model(config, data.num_classes, write=False)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
