@@ -57,6 +57,8 @@ from torch.optim import Optimizer
 from torch.optim.adam import adam as _torch_adam
 from torch.optim.optimizer import _get_fused_kernels_supported_devices, _get_scalar_dtype
 
+from scalefree.optim import _kernels
+
 DECAY_CONVENTIONS = ("schedule", "lr")
 PROX_NORMS = ("group", "tensor")
 VARIANTS = ("AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD")
@@ -222,6 +224,9 @@ class AdamFamily(Optimizer):
             if not params:
                 continue
             s = self.decay_strength(group)
+            tensors = (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps)
+            if _kernels.group_step(self.variant, group, tensors, s):
+                continue  # Adam step and decay/prox in one compiled pass
             self._adam_step(group, fused, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, s)
             if s > 0:
                 self._prox(group, params, exp_avg_sqs, max_sqs, steps, s)

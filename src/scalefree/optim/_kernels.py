@@ -1,0 +1,155 @@
+"""One-pass CPU kernels for the Adam family, with the pure-torch path as the automatic fallback.
+
+``prox_step`` takes the Adam step and the variant's decay or proximal operator of DESIGN section 3
+in one pass over (x, g, m, v): 28 bytes per float32 parameter, the bandwidth floor of any Adam. All
+tensors of a group go to one C++ call that splits their elements between torch's threads, so a
+thousand small tensors cost one parallel region. AdamProxL2 needs the norm of y = x - u first: the
+pass writes y and sums y^2 per tensor, a second pass scales (36 bytes per parameter in all).
+
+The kernel is ``_adam_kernels.cpp``, built on first use with torch.utils.cpp_extension (a C++
+compiler and ninja are needed; about 40 s on 2 cores) and cached by torch under
+``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``): later processes load it in well
+under a second. The name of the build holds a hash of the source and flags, so an edited kernel
+is rebuilt, never mixed up with an old one.
+
+When it is used (``prox_step`` returns True): CPU, float32 or float64, every tensor contiguous and
+dense, a plain float lr, not inside torch.compile, and ``SCALEFREE_KERNELS`` not set to ``0``/
+``off``. Otherwise, or when the build fails (no compiler), it returns False and the caller runs
+the pure-torch path; ``kernel_path()`` says which path runs and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("_adam_kernels.cpp")
+CFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd"]
+# Variant codes of _adam_kernels.cpp: the operator applied after the Adam step.
+PLAIN, L2, W, PROX, PROX_L2, PROX_L1, PROX_D = range(7)
+_CODES = {"AdamW": W, "AdamProx": PROX, "AdamProxL2": PROX_L2, "AdamProxL1": PROX_L1,
+          "AdamProxD": PROX_D}  # fmt: skip
+
+_lock = threading.Lock()
+_state: dict[str, object] = {"module": None, "path": None}
+
+
+def enabled_by_env() -> bool:
+    """``SCALEFREE_KERNELS=0`` (or off/false/no) turns the compiled path off."""
+    return os.environ.get("SCALEFREE_KERNELS", "auto").strip().lower() not in (
+        "0", "off", "false", "no"
+    )
+
+
+def _build() -> ModuleType:
+    from torch.utils.cpp_extension import load
+
+    src = SOURCE.read_text()
+    digest = hashlib.sha1((src + " ".join(CFLAGS) + torch.__version__).encode()).hexdigest()[:12]
+    return load(name=f"scalefree_adam_kernels_{digest}", sources=[str(SOURCE)],
+                extra_cflags=CFLAGS, verbose=False)  # fmt: skip
+
+
+def load_module() -> ModuleType | None:
+    """The compiled kernel module, built or loaded once per process; None if it cannot be."""
+    with _lock:
+        if _state["path"] is None:
+            t0 = time.perf_counter()
+            try:
+                _state["module"] = _build()
+                _state["path"] = f"cpp (one-pass C++ kernel, ready in {time.perf_counter() - t0:.1f} s)"
+            except Exception as exc:  # no compiler, no ninja, no Python headers: fall back
+                _state["path"] = f"torch (kernel build failed: {type(exc).__name__}: {exc})"[:300]
+        return _state["module"]  # type: ignore[return-value]
+
+
+def kernel_path() -> str:
+    """Which path ``prox_step`` takes on CPU: 'cpp (...)' or 'torch (... why ...)'."""
+    if not enabled_by_env():
+        return "torch (SCALEFREE_KERNELS turns the compiled kernel off)"
+    load_module()
+    return str(_state["path"])
+
+
+def _variant_code(variant: str, s: float, weight_decay: float) -> int:
+    if variant == "AdamL2":
+        return L2 if weight_decay > 0 else PLAIN
+    return _CODES[variant] if s > 0 else PLAIN
+
+
+def prox_step(
+    variant: str,
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    s: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    prox_norm: str = "group",
+) -> bool:
+    """The whole step of ``variant`` (Adam step and decay/prox) in one pass; False: not taken.
+
+    ``s`` is the decay strength of DESIGN section 3 (already in its convention); ``weight_decay``
+    is lambda, used by AdamL2 only. Steps are incremented here. Returns False without touching
+    anything when the compiled kernel is off, unavailable, or not for these tensors.
+    """
+    if not params or isinstance(lr, Tensor) or not enabled_by_env():
+        return False
+    if torch.compiler.is_compiling() or params[0].device.type != "cpu":
+        return False
+    mod = load_module()
+    if mod is None:
+        return False
+    code = _variant_code(variant, s, weight_decay)
+    sums = mod.step(code, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else [],
+                    steps, float(lr), beta1, beta2, eps, s, weight_decay, amsgrad, maximize)  # fmt: skip
+    if sums is None:
+        return False
+    if code == PROX_L2:
+        mod.scale_(params, shrink_factors(sums, s, prox_norm))
+    return True
+
+
+def shrink_factors(sums: Tensor, s: float, prox_norm: str) -> Tensor:
+    """max(1 - s / ||y||, 0) per tensor (``prox_norm="tensor"``) or for the whole group; 0 if y = 0.
+
+    ``sums`` holds sum(y^2) per tensor (float64).
+    """
+    if prox_norm == "group":
+        norm = math.sqrt(float(sums.sum()))
+        f = max(1.0 - s / norm, 0.0) if norm > 0 else 0.0
+        return torch.full_like(sums, f)
+    norms = sums.sqrt()
+    return torch.where(norms > 0, (1.0 - s / norms).clamp_min(0.0), torch.zeros_like(norms))
+
+
+def group_step(variant: str, group: dict, tensors: tuple[list[Tensor], ...], s: float) -> bool:
+    """``prox_step`` with the options of an optimizer's param group; the caller's one-line hook.
+
+    ``tensors`` = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps). Groups that ask
+    for torch's kernels explicitly (``foreach`` or ``fused`` set) keep them.
+    """
+    if group.get("foreach") is not None or group.get("fused") is not None:
+        return False
+    beta1, beta2 = group["betas"]
+    return prox_step(variant, *tensors, lr=group["lr"], beta1=beta1, beta2=beta2,
+                     eps=group["eps"], s=s, weight_decay=group["weight_decay"],
+                     amsgrad=group["amsgrad"], maximize=group["maximize"],
+                     prox_norm=group.get("prox_norm", "group"))  # fmt: skip
