@@ -9,8 +9,12 @@ optimizer state); nothing here uses float64.
 Rows, all in the same run and with the same hyperparameters (lr = alpha, weight_decay > 0,
 eps = 1e-8, betas = (0.9, 0.999)):
 
-* the six ``scalefree.optim`` variants with default settings (torch's fused Adam kernel where
-  torch supports it, plus each variant's post-step);
+* the six ``scalefree.optim`` variants with default settings: the one-pass C++ kernel of
+  ``scalefree.optim._kernels`` where it can be built (the path that ran is printed), else the
+  torch path;
+* ``<variant> torch path`` (``--torch-path-rows``, on by default): the same variants with
+  ``fused=True``, i.e. torch's fused Adam kernel plus each variant's post-step, the pure-torch
+  fallback that runs where no compiler is available;
 * ``torch.optim.AdamW(fused=True)`` and ``torch.optim.AdamW(foreach=True)``, with
   weight_decay = lambda / alpha so that they compute exactly what scalefree's AdamW computes;
 * ``reference loop``: AdamW written the way research code (e.g. the paper's reference code)
@@ -33,8 +37,15 @@ bound. (2) A large last-level cache can hold a ResNet-110's whole optimizer stat
 params x 16 B of p, g, m, v = 27.5 MB): its steps then run from cache and may beat both bounds;
 ResNet-1202 (19.3M params, 309 MB) does not fit.
 
-Targets (checked and printed as PASS/MISS): AdamL2 and AdamW <= 1.1x torch fused AdamW; every
-prox variant <= 1.5x torch fused AdamW; every variant >= 3x faster than the reference loop.
+Targets (checked and printed as PASS/MISS, issue 13): AdamL2, AdamW and AdamProx <= 1.1x torch
+fused AdamW, AdamProxL1 and AdamProxD <= 1.15x, AdamProxL2 <= 1.35x (its norm needs a second pass);
+every variant >= 3x faster than the reference loop. Stretch, printed as PASS/MISS too: every
+variant <= 0.9x torch fused AdamW.
+
+Compile time: the kernel is built once per machine and cached by torch.utils.cpp_extension; the
+time to get it ready in this process (a build, or loading the cached build) is printed. With
+``--cold-build`` the benchmark first builds it from scratch in an empty temporary
+TORCH_EXTENSIONS_DIR, so the printed time is the full compile time.
 
 Usage::
 
@@ -49,6 +60,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -59,13 +71,22 @@ from torch.optim import Optimizer
 import scalefree.optim as sfo
 from _machine import machine_info
 from scalefree.models import build_model
+from scalefree.optim import _kernels
 
 DTYPE = torch.float32
 BYTES_PER_ELEMENT = 28  # read p, g, m, v; write p, m, v; 4 bytes each
 VARIANTS = ("AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD")
 FUSED, FOREACH, LOOP = "torch AdamW fused", "torch AdamW foreach", "reference loop"
-TARGET_VS_FUSED = {"AdamL2": 1.1, "AdamW": 1.1}  # the rest: PROX_TARGET
-PROX_TARGET = 1.5
+TORCH_PATH = " torch path"  # suffix of the rows that force the pure-torch path (fused=True)
+TARGET_VS_FUSED = {
+    "AdamL2": 1.1,
+    "AdamW": 1.1,
+    "AdamProx": 1.1,
+    "AdamProxL1": 1.15,
+    "AdamProxD": 1.15,
+    "AdamProxL2": 1.35,
+}
+STRETCH_VS_FUSED = 0.9
 LOOP_SPEEDUP_TARGET = 3.0
 
 
@@ -120,6 +141,9 @@ def model_shapes(name: str) -> list[torch.Size]:
 def make_optimizer(row: str, params: list[torch.Tensor], lr: float, lam: float) -> Optimizer:
     if row in VARIANTS:
         return getattr(sfo, row)(params, lr=lr, weight_decay=lam, eps=1e-8)
+    if row.endswith(TORCH_PATH):
+        cls = getattr(sfo, row.removesuffix(TORCH_PATH))
+        return cls(params, lr=lr, weight_decay=lam, eps=1e-8, fused=True)
     if row == FUSED:
         return torch.optim.AdamW(params, lr=lr, weight_decay=lam / lr, eps=1e-8, fused=True)
     if row == FOREACH:
@@ -197,7 +221,10 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
     gen = torch.Generator().manual_seed(args.seed)
     base = [torch.randn(s, generator=gen, dtype=DTYPE) * 0.05 for s in shapes]
     grads = [torch.randn(s, generator=gen, dtype=DTYPE) * 0.01 for s in shapes]
-    rows = list(args.variants) + [FUSED, FOREACH, LOOP]
+    rows = list(args.variants)
+    if args.torch_path_rows:
+        rows += [v + TORCH_PATH for v in args.variants]
+    rows += [FUSED, FOREACH, LOOP]
     params = {row: make_params(base, grads) for row in rows}
     opts = {row: make_optimizer(row, params[row], args.lr, args.weight_decay) for row in rows}
     del base, grads
@@ -228,11 +255,18 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
 
     targets = []
     for v in args.variants:
-        limit = TARGET_VS_FUSED.get(v, PROX_TARGET)
         r = result_rows[v]["ratio_vs_torch_fused"]
-        targets.append(
-            dict(variant=v, target=f"<= {limit}x torch fused AdamW", value=r, ok=r <= limit)
-        )
+        for limit in (TARGET_VS_FUSED[v], STRETCH_VS_FUSED):
+            kind = "stretch " if limit == STRETCH_VS_FUSED else ""
+            targets.append(
+                dict(
+                    variant=v,
+                    target=f"{kind}<= {limit}x torch fused AdamW",
+                    value=r,
+                    ok=r <= limit,
+                    stretch=bool(kind),
+                )
+            )
     for v in args.variants:
         sp = result_rows[v]["speedup_vs_loop"]
         targets.append(
@@ -250,6 +284,8 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
         checks["max|scalefree AdamW - torch fused AdamW|"] = max_abs_diff(
             params["AdamW"], params[FUSED]
         )
+    for v in args.variants if args.torch_path_rows else ():
+        checks[f"max|{v} - {v} torch path|"] = max_abs_diff(params[v], params[v + TORCH_PATH])
     checks["max|reference loop - torch fused AdamW|"] = max_abs_diff(params[LOOP], params[FUSED])
     checks["max|torch foreach - torch fused AdamW|"] = max_abs_diff(params[FOREACH], params[FUSED])
 
@@ -269,20 +305,24 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
 # --------------------------------------------------------------------------- output
 def print_model(name: str, rep: dict) -> None:
     hdr = (
-        f"{'variant':<22}{'ms/step':>10}{'min':>9}{'vs fused':>10}{'speedup':>9}"
+        f"{'variant':<24}{'ms/step':>10}{'min':>9}{'vs fused':>10}{'speedup':>9}"
         f"{'vs bound':>10}{'GB/s':>8}"
     )
     print(hdr)
     print("-" * len(hdr))
     for row, r in rep["rows"].items():
         print(
-            f"{row:<22}{r['median_ms']:>10.3f}{r['min_ms']:>9.3f}{r['ratio_vs_torch_fused']:>9.2f}x"
+            f"{row:<24}{r['median_ms']:>10.3f}{r['min_ms']:>9.3f}{r['ratio_vs_torch_fused']:>9.2f}x"
             f"{r['speedup_vs_loop']:>8.1f}x{r['ratio_vs_bound']:>9.2f}x{r['effective_GBps']:>8.1f}"
         )
-    print(f"{'bound (28 B/param)':<22}{rep['bound_ms']:>10.3f}   from copy bandwidth")
-    print(
-        f"{'bound, in-place BW':<22}{rep['inplace_bound_ms']:>10.3f}   from in-place pass bandwidth"
-    )
+    fused = rep["rows"][FUSED]["median_ms"]
+    for label, key, what in (
+        ("bound (28 B/param)", "bound_ms", "copy"),
+        ("bound, in-place BW", "inplace_bound_ms", "in-place pass"),
+    ):
+        print(
+            f"{label:<24}{rep[key]:>10.3f}{'':>9}{rep[key] / fused:>9.2f}x   from {what} bandwidth"
+        )
     print(
         "ms/step = median over repeats; min = fastest repeat; vs fused = ms / torch fused AdamW;\n"
         "speedup = reference loop ms / ms; vs bound = ms / bound; GB/s = 28 B x params / ms."
@@ -326,6 +366,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1024,
         help="size of the buffer of the copy and in-place bandwidth tests (1024 MiB)",
     )
+    ap.add_argument(
+        "--torch-path-rows",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time each variant on the pure-torch path (fused=True) (default: on)",
+    )
+    ap.add_argument(
+        "--cold-build",
+        action="store_true",
+        help="build the C++ kernel from scratch (empty TORCH_EXTENSIONS_DIR) to time the compile",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="PATH", help="write all results to this JSON file")
     ap.add_argument(
@@ -337,6 +388,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.weight_decay > 0:
         ap.error("--weight-decay must be > 0 (the post-steps only run when s > 0)")
     return args
+
+
+def kernel_setup(cold: bool) -> str:
+    """Builds or loads the C++ kernel before any timing; returns and prints the path that runs."""
+    if cold:
+        import tempfile
+
+        os.environ["TORCH_EXTENSIONS_DIR"] = tempfile.mkdtemp(prefix="sf_ext_cold_")
+    path = _kernels.kernel_path()
+    print(f"scalefree variants run on: {path}" + (" [cold build]" if cold else ""), flush=True)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,8 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    path = kernel_setup(args.cold_build)
     results = dict(
         machine=info,
+        kernel_path=path,
         args=vars(args),
         copy_bandwidth_GBps=copy_bw / 1e9,
         inplace_bandwidth_GBps=inplace_bw / 1e9,
@@ -373,7 +437,12 @@ def main(argv: list[str] | None = None) -> int:
         results["models"][name] = bench_model(name, args, copy_bw, inplace_bw)
         gc.collect()
 
-    missed = [(m, t) for m, rep in results["models"].items() for t in rep["targets"] if not t["ok"]]
+    missed = [
+        (m, t)
+        for m, rep in results["models"].items()
+        for t in rep["targets"]
+        if not t["ok"] and not t.get("stretch")
+    ]
     print(f"\n{'all targets PASS' if not missed else f'{len(missed)} target(s) MISS'}")
     for m, t in missed:
         print(f"  MISS {m} {t['variant']}: {t['target']} (got {t['value']:.2f})")
