@@ -64,7 +64,9 @@ def _run(name, dtype, sizes, *, steps=8, threads=2, seed=0, **kw):
     """Parameters after ``steps`` steps on fixed random gradients (tensors split between threads)."""
     gen = torch.Generator().manual_seed(seed)
     params = [torch.randn(n, generator=gen, dtype=dtype).requires_grad_(True) for n in sizes]
-    grads = [[torch.randn(n, generator=gen, dtype=dtype) * 0.1 for n in sizes] for _ in range(steps)]
+    grads = [
+        [torch.randn(n, generator=gen, dtype=dtype) * 0.1 for n in sizes] for _ in range(steps)
+    ]
     opt = OPTIMIZERS.get(name).build(params, lr=1e-2, weight_decay=0.3, **kw)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

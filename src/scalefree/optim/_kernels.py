@@ -66,7 +66,9 @@ def _build() -> ModuleType:
     from torch.utils.cpp_extension import load
 
     src = SOURCE.read_text()
-    digest = hashlib.sha1((src + " ".join(CFLAGS + LDFLAGS) + torch.__version__).encode()).hexdigest()[:12]
+    digest = hashlib.sha1(
+        (src + " ".join(CFLAGS + LDFLAGS) + torch.__version__).encode()
+    ).hexdigest()[:12]
     return load(
         name=f"scalefree_adam_kernels_{digest}",
         sources=[str(SOURCE)],
