@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalefree.errors import UsageError
-from scalefree.io import atomic_write_json, read_json
+from scalefree import results
+from scalefree.errors import Terminated, UsageError
+from scalefree.io import atomic_write_json
+from scalefree.locking import RunLock, holder, is_locked
 from scalefree.results import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, STATUSES, read_metrics
-from scalefree.sweep.locking import RunLock, holder, is_locked
 from scalefree.train.config import RunConfig
 
 FAILED_RESULT_KEPT = "result.failed.json"
@@ -96,10 +97,12 @@ def run_dir_of(config: RunConfig) -> Path:
 
 
 def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    path = Path(run_dir) / RESULT_FILE
-    if not path.exists():
+    """The run's result.json, or None when it has none or a damaged one (then the run is
+    unfinished: the worker's trainer sets the damaged file aside, names it, and resumes)."""
+    try:
+        return results.read_result(run_dir)
+    except results.DamagedFile:
         return None
-    return read_json(path)
 
 
 def precheck(task: RunTask) -> TaskResult | None:
@@ -153,6 +156,8 @@ def run_task(task: RunTask) -> TaskResult:
             outcome = _train(task)
         except UsageError as exc:
             return TaskResult(name, str(run_dir), "error", message=str(exc))
+        except Terminated as exc:  # SIGTERM (the launcher stopping, or the parent gone)
+            return interrupted(task, str(exc))
         except Exception as exc:  # noqa: BLE001 - any crash of a run is recorded, not raised
             wall = time.perf_counter() - started
             message = f"{type(exc).__name__}: {exc}"
@@ -196,7 +201,7 @@ def _train(task: RunTask):
             device=trainer.resolve_device(config),
             synthetic_sizes=task.synthetic_sizes,
         )
-    return trainer.train(config, resume=True, data=data)
+    return trainer.train(config, resume=True, data=data, run_locked=True)
 
 
 def record_failure(
@@ -217,12 +222,15 @@ def record_failure(
     result = {
         "status": "failed",
         "epochs_completed": int(last["epoch"]) if last else 0,
-        "steps": int(last["step"]) if last else 0,
+        "steps": int(last.get("step") or 0) if last else 0,
         "wall_time_s": round(wall_time_s, 3),
         "final": None,
         "last_evaluation": last,
         "test_error": DIVERGED_ERROR,
-        "best_test_acc": max((r["test_acc"] for r in rows), default=None),
+        "best_test_acc": max(
+            (r["test_acc"] for r in rows if isinstance(r.get("test_acc"), (int, float))),
+            default=None,
+        ),
         "eval_split": "val" if config.validation else "test",
         "message": message,
         "traceback": tb,

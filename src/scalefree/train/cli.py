@@ -61,6 +61,8 @@ HELP: dict[str, str] = {
     "lr_power": "Polynomial scheduler: power",
     "max_steps": "stop after this many optimizer steps (smoke tests)",
     "progress": "progress display: auto (bar on a terminal, a line per epoch otherwise), bar, plain, none",
+    "divergence_factor": "stop the run as diverged when its training loss exceeds this times the "
+    "first step's loss, or is not finite",
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "scheduler": SCHEDULERS,
