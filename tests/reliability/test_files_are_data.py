@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -258,14 +259,19 @@ def test_a_full_disk_says_where_and_how_to_continue(tmp_path, capsys, monkeypatc
 
 
 def test_a_finite_explosion_is_diverged_with_the_reason(tmp_path, capsys):
+    """SGD at lr 1 blows the loss up to ~1e24 in two steps, finite: diverged by the factor rule."""
     logs = tmp_path / "logs"
-    argv = ["--optim-method", "SGD", "--eta0", "3", "--divergence-factor", "5"]
-    assert run(logs, *argv, epochs=3) == 1
+    assert run(logs, "--optim-method", "SGD", "--eta0", "1", epochs=3) == 1
     (r,) = load_runs(logs)
     assert r.status == "diverged" and r.test_error == 1.1
     div = r.result["divergence"]
-    assert div["reason"] in ("factor", "non-finite")
-    if div["reason"] == "factor":
-        assert div["loss"] > 5 * div["reference_loss"] and div["factor"] == 5
-    assert "DivFactor_5" in r.name  # a non-default rule is part of the run's identity
+    assert div["reason"] == "factor" and div["factor"] == 1000.0
+    assert math.isfinite(div["loss"]) and div["loss"] > 1000 * div["reference_loss"]
+    assert "exceeds --divergence-factor 1000" in r.result["message"]
     assert "diverged" in capsys.readouterr().out
+
+
+def test_the_divergence_factor_is_part_of_the_name_only_when_changed(tmp_path):
+    base = config(tmp_path)
+    assert "DivFactor" not in base.run_name()  # existing run directories keep their names
+    assert base.replace(divergence_factor=5.0).run_name().endswith("_DivFactor_5_Test")
