@@ -101,7 +101,7 @@ def is_locked(run_dir: str | os.PathLike) -> bool:
     path = lock_path(run_dir)
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no run directory (yet): nobody holds it
         return False
     try:
         # A shared probe conflicts with the holder's exclusive lock but not with other probes.

@@ -23,6 +23,7 @@ since divergence is the run's outcome, not an accident (delete the run directory
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -33,7 +34,7 @@ from typing import Any
 from scalefree import results
 from scalefree.errors import Terminated, UsageError
 from scalefree.io import atomic_write_json
-from scalefree.locking import RunLock, holder, is_locked
+from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
 from scalefree.results import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, STATUSES, read_metrics
 from scalefree.train.config import RunConfig
 
@@ -142,40 +143,59 @@ def run_task(task: RunTask) -> TaskResult:
     config = task.config
     name, run_dir = config.run_name(), task.run_dir
     started = time.perf_counter()
+    created = not run_dir.exists()
     lock = RunLock(run_dir)
     if not lock.acquire():
         return TaskResult(name, str(run_dir), "running_elsewhere", message=holder(run_dir))
+    outcome: TaskResult | None = None
     try:
-        result = read_result(run_dir)
-        if result is not None:
-            if not (task.retry_failed and result.get("status") == "failed"):
-                return _skipped(name, run_dir, result)
-            # Keep the failure's record beside the rerun instead of erasing it.
-            os.replace(run_dir / RESULT_FILE, run_dir / FAILED_RESULT_KEPT)
-        try:
-            outcome = _train(task)
-        except UsageError as exc:
-            return TaskResult(name, str(run_dir), "error", message=str(exc))
-        except Terminated as exc:  # SIGTERM (the launcher stopping, or the parent gone)
-            return interrupted(task, str(exc))
-        except Exception as exc:  # noqa: BLE001 - any crash of a run is recorded, not raised
-            wall = time.perf_counter() - started
-            message = f"{type(exc).__name__}: {exc}"
-            record_failure(config, message, wall, traceback.format_exc())
-            return TaskResult(name, str(run_dir), "failed", wall_time_s=wall, message=message)
-        r = outcome.result
-        if outcome.skipped:  # finished by someone between our check and the trainer's
-            return _skipped(name, run_dir, r)
-        return TaskResult(
-            name,
-            str(run_dir),
-            str(r["status"]),
-            test_error=r.get("test_error"),
-            wall_time_s=time.perf_counter() - started,
-            message=r.get("message"),
-        )
+        outcome = _run_locked(task, run_dir, started)
+        return outcome
     finally:
         lock.release()
+        if created and outcome is not None and outcome.status == "error":
+            _remove_if_only_lock(run_dir)  # a usage error writes nothing: not even the folder
+
+
+def _remove_if_only_lock(run_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        if [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            (run_dir / LOCK_FILE).unlink()
+            run_dir.rmdir()
+
+
+def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
+    """run_task's body, under the run's lock."""
+    config = task.config
+    name = config.run_name()
+    result = read_result(run_dir)
+    if result is not None:
+        if not (task.retry_failed and result.get("status") == "failed"):
+            return _skipped(name, run_dir, result)
+        # Keep the failure's record beside the rerun instead of erasing it.
+        os.replace(run_dir / RESULT_FILE, run_dir / FAILED_RESULT_KEPT)
+    try:
+        outcome = _train(task)
+    except UsageError as exc:
+        return TaskResult(name, str(run_dir), "error", message=str(exc))
+    except Terminated as exc:  # SIGTERM (the launcher stopping, or the parent gone)
+        return interrupted(task, str(exc))
+    except Exception as exc:  # noqa: BLE001 - any crash of a run is recorded, not raised
+        wall = time.perf_counter() - started
+        message = f"{type(exc).__name__}: {exc}"
+        record_failure(config, message, wall, traceback.format_exc())
+        return TaskResult(name, str(run_dir), "failed", wall_time_s=wall, message=message)
+    r = outcome.result
+    if outcome.skipped:  # finished by someone between our check and the trainer's
+        return _skipped(name, run_dir, r)
+    return TaskResult(
+        name,
+        str(run_dir),
+        str(r["status"]),
+        test_error=r.get("test_error"),
+        wall_time_s=time.perf_counter() - started,
+        message=r.get("message"),
+    )
 
 
 def _train(task: RunTask):
