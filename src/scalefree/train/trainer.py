@@ -8,6 +8,12 @@ leaves a half-written file: ``config.json`` at the start; per evaluated epoch on
 statistics written after it, and continues so that the final metrics equal an uninterrupted run
 (bitwise on the CPU with ``--reproducible``).
 
+Rank 0 holds the run's lock (``scalefree.locking``) while it writes; a second process exits with a
+usage error naming the holder. SIGTERM stops the run at the next step (the last epoch's checkpoint
+is kept) and a full disk stops it with a message; both say to continue with ``--resume``. A run is
+``diverged`` when its training loss is not finite or exceeds ``--divergence-factor`` times the
+first step's loss (see ``_check_divergence``).
+
 Schedulers step once per epoch: Cosine anneals to 0 over ``train_epochs``; Step multiplies by
 ``lr_gamma`` every ``lr_step_size`` epochs; Exponential by ``lr_gamma`` every epoch; Polynomial is
 (1 - epoch / train_epochs) ** ``lr_power``.
