@@ -7,7 +7,7 @@ tenths of a point. Figures must not dress that up as a result. Definitions used 
 * chance error = 1 - 1/num_classes (0.9 on CIFAR-10, 0.99 on CIFAR-100);
 * a test error is *at chance* when it is at least chance - margin, with
   margin = max(2 points, 3 binomial standard deviations of an error rate at chance on the
-  evaluation set): on CIFAR-10's 10,000 test images that is 0.88;
+  evaluation set) (:mod:`scalefree.chance`): on CIFAR-10's 10,000 test images that is 0.88;
 * differences are *within noise* when the spread (max - min) of the results is below
   noise = max(0.5 points, 2 sqrt(2 p (1 - p) / n), the largest std over seeds), i.e. two standard
   deviations of the difference of two independent error rates p measured on n images.
@@ -22,11 +22,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from scalefree.chance import chance_error, chance_margin
 from scalefree.results import DIVERGED_ERROR, RunRecord
 
 from .tables import GroupSummary
 
-CHANCE_MARGIN_FLOOR = 0.02
 NOISE_FLOOR = 0.005
 # Evaluation-set sizes for runs that did not record theirs (config.json env.eval_size).
 DEFAULT_EVAL_SIZE = {"CIFAR10": 10_000, "CIFAR100": 10_000, "synthetic": 512}
@@ -106,8 +106,9 @@ def judge(
 ) -> Verdict:
     """The verdict on test errors (fractions; diverged 1.1 and NaN are ignored)."""
     vals = [float(e) for e in errors if math.isfinite(e) and e < DIVERGED_ERROR]
-    chance = None if not classes or classes < 2 else 1.0 - 1.0 / classes
-    margin = max(CHANCE_MARGIN_FLOOR, 3.0 * binomial_std(chance or 0.0, n_eval))
+    known = bool(classes and classes >= 2)
+    chance = chance_error(classes) if known else None
+    margin = chance_margin(classes, n_eval) if known else math.nan
     if not vals:
         return Verdict(0, chance, margin, math.nan, NOISE_FLOOR, False, False)
     spread = max(vals) - min(vals)
