@@ -13,6 +13,7 @@ another launch is training are left alone; ``--retry-failed`` reruns the failed 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from scalefree.errors import UsageError
@@ -22,6 +23,7 @@ from scalefree.sweep.executors import (
     LocalExecutor,
     RayExecutor,
     SlurmExecutor,
+    missing_extra,
     parse_slurm_time,
 )
 from scalefree.sweep.grid import DEFAULT_METHODS, PAPER_ETA0S, PAPER_WEIGHT_DECAYS, make_sweep
@@ -245,6 +247,10 @@ def make_executor(args: argparse.Namespace, log_folder: str | Path) -> Executor:
         raise UsageError(f"--runs-per-gpu must be a positive integer, got {args.runs_per_gpu}")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be a positive integer, got {args.workers}")
+    # Say so before planning anything when the executor's optional package is missing.
+    module = {"ray": "ray", "slurm": "submitit"}.get(args.executor)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise missing_extra(module, args.executor)
     if args.executor == "local":
         return LocalExecutor(workers=args.workers, runs_per_gpu=args.runs_per_gpu)
     if args.executor == "ray":
