@@ -28,8 +28,8 @@ HELP: dict[str, str] = {
     "AdaGrad, RMSProp, Adam",
     "eta0": "initial step size alpha",
     "weight_decay": "weight decay lambda (L2 coefficient for AdamL2 and the torch baselines)",
-    "train_epochs": "number of training epochs (the reference's 300 take hours on a GPU and days "
-    "on a CPU; the run prints its expected length after the first steps)",
+    "train_epochs": "number of training epochs (the reference's 300 are hours of CPU time even for "
+    "ResNet20; the run prints its expected length after the first steps)",
     "batchsize": "mini-batch size (the global batch under DDP)",
     "eval_interval": "evaluate train and test sets every N epochs (and after the last)",
     "use_cuda": "train on the GPU (the reference's flag; warns and uses the CPU when there is none)",
