@@ -263,3 +263,14 @@ def test_wrapping_keeps_long_titles_inside(tmp_path: Path) -> None:
     assert "\n" in panel._suptitle.get_text() and "\n" in ax.get_title()
     assert layout.notes(fig) == [("a note " * 30).strip()]
     assert isinstance(ax.lines[0], Line2D)
+
+
+def test_plot_cli_prints_the_notes(folders, tmp_path: Path, capsys) -> None:
+    from scalefree.cli import main
+
+    assert main(["plot", "heatmap", str(folders["at_chance"]), "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == 2  # one PNG per model
+    assert "note (CIFAR10 ResNet56 (no BN)): All grid cells are at chance" in captured.err
+    assert main(["plot", "heatmap", str(folders["one_method"]), "--out", str(tmp_path)]) == 0
+    assert "note" not in capsys.readouterr().err
