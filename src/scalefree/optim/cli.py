@@ -42,7 +42,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    _document(p)
     p.set_defaults(func=run)
+
+
+# Help and metavar of the numeric flags, by dest (every default is shown by --help).
+_FLAG_HELP = {
+    "steps": ("N", "optimizer steps per run"),
+    "lr": ("LR", "learning rate alpha of every run"),
+    "weight_decay": ("LAMBDA", "weight decay lambda of every run"),
+    "eps_values": ("EPS", "Adam epsilons to check, one table column each; only eps = 0 is exactly "
+                   "scale-free"),
+    "dtype": (None, "precision of the problem and the optimizer state; float64 shows the ~1e-16 "
+              "of an exactly scale-free method"),
+    "seed": (None, "seed of the random problem and of the gradient scales"),
+}  # fmt: skip
+
+
+def _document(p: argparse.ArgumentParser) -> None:
+    for action in p._actions:
+        if action.dest in _FLAG_HELP and action.help is None:
+            metavar, text = _FLAG_HELP[action.dest]
+            default = action.default
+            shown = " ".join(f"{v:g}" for v in default) if isinstance(default, list) else default
+            action.help = f"{text} (default: {shown})"
+            if metavar is not None:
+                action.metavar = metavar
 
 
 def _load_factory(spec: str):

@@ -37,6 +37,7 @@ from .tables import (
     summarize,
     write_summary,
 )
+from .verdict import judge_group
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -127,7 +128,11 @@ def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None
         "AdamW vs AdamL2 against depth",
     )
     if blocks[-1].kind == "image":
-        depths = {p.depth for p in figures.correlation_data(runs)}
+        points = figures.correlation_data(runs)
+        note = figures.correlation_note(points, "AdamW")
+        if note:
+            blocks.append(Block("note", note))
+        depths = {p.depth for p in points}
         if len(depths) < 2:
             blocks.append(
                 Block(
@@ -199,6 +204,9 @@ def _group_blocks(s: GroupSummary, fig_dir: Path, out: Path) -> list[Block]:
     header, rows = best_table(s)
     blocks.append(Block("h3", "Best setting per method"))
     blocks.append(Block("table", header=header, rows=rows))
+    note = judge_group(s).note("finished grid points")
+    if note:
+        blocks.append(Block("note", note))
 
     blocks.append(Block("h3", "Final test error over η0 × weight decay"))
     blocks += _figure_blocks(

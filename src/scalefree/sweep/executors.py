@@ -510,13 +510,19 @@ class SlurmExecutor:
         return results
 
 
+def missing_extra(module: str, extra: str) -> UsageError:
+    """The error for an executor whose optional package is not installed, naming the extra."""
+    return UsageError(
+        f"the {extra} executor needs the '{module}' package, which a plain install leaves out: "
+        f"pip install 'scalefree[{extra}]' (in a clone: pip install -e '.[{extra}]')"
+    )
+
+
 def _import_optional(module: str, extra: str):
     try:
         return __import__(module)
     except ImportError as exc:
-        raise UsageError(
-            f"the {extra} executor needs the '{module}' package: pip install 'scalefree[{extra}]'"
-        ) from exc
+        raise missing_extra(module, extra) from exc
 
 
 __all__ = [

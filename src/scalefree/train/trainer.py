@@ -36,7 +36,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ from scalefree.results import (
 )
 from scalefree.train import checkpoint as ckpt
 from scalefree.train.config import RunConfig
+from scalefree.train.progress import RunProgress
 from scalefree.train.stats import QUANTITIES, StatsRecorder
 
 EVAL_BATCH = 500
@@ -339,43 +340,6 @@ def evaluate(
 # ------------------------------------------------------------------------------------ the loop
 
 
-@dataclass
-class _Progress:
-    mode: str
-    total_steps: int
-    bar: Any = None
-    started: float = field(default_factory=time.perf_counter)
-
-    @classmethod
-    def create(cls, mode: str, total_steps: int, enabled: bool) -> _Progress:
-        if not enabled or mode == "none":
-            return cls("none", total_steps)
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "plain"
-        bar = None
-        if mode == "bar":
-            from tqdm import tqdm
-
-            bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, leave=False)
-        return cls(mode, total_steps, bar)
-
-    def step(self, n: int, loss: float | None, images_per_s: float) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_per_s:.0f}")
-
-    def epoch(self, line: str) -> None:
-        if self.mode == "plain":
-            print(line, flush=True)
-        elif self.bar is not None:
-            self.bar.write(line)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def train(
     config: RunConfig,
     *,
@@ -535,7 +499,7 @@ def _train_claimed(
     total_steps = config.train_epochs * batches_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    progress = _Progress.create(config.progress, max(total_steps - step, 0), enabled=ctx.is_main)
+    progress = RunProgress.for_run(config, data, total_steps, step, batches_per_epoch, ctx.is_main)
     t0 = time.perf_counter()
     status, message, last = "completed", None, None
 
@@ -669,6 +633,7 @@ def _train_claimed(
                         f"acc {metrics['train_acc']:.4f} | {data.eval_split} loss {metrics['test_loss']:.4f} "
                         f"acc {metrics['test_acc']:.4f} | {elapsed():.1f}s"
                     )
+                    progress.evaluated(epoch, metrics)
             if ctx.is_main:
                 if recorder is not None:
                     recorder.flush(epoch)
