@@ -371,20 +371,24 @@ def _have_cxx() -> bool:
 
 
 @pytest.mark.skipif(not _have_cxx(), reason="inductor's CPU backend needs a C++ compiler")
-@pytest.mark.parametrize("foreach", [None, True], ids=["default", "foreach"])
+@pytest.mark.parametrize("foreach", [None, True], ids=["default-tensor-lr", "foreach-float-lr"])
 @pytest.mark.parametrize("name", NAMES)
 def test_compiled_step_matches_eager(name, foreach):
-    """torch.compile of a function calling opt.step(), tensor lr, a scheduler changing it every
-    step: same parameters as eager (float lr), and no recompilation once the state exists."""
+    """torch.compile (inductor) of a function calling opt.step(), with a scheduler changing the lr
+    every step: the same parameters as eager, and no recompilation once the state exists.
+
+    Default kernel: tensor lr (torch's recipe for compiling a scheduled step). foreach=True: a
+    float lr, as torch requires there (a tensor lr needs capturable=True with foreach).
+    """
     from torch._dynamo.testing import CompileCounterWithBackend
 
     torch._dynamo.reset()
-    init = make_init(10, dtype=torch.float32)[:1]
-    init = [init[0][:2]]  # two tiny tensors keep inductor's compile time short
+    init = [make_init(10, dtype=torch.float32)[0][:2]]  # two tiny tensors: short compile times
     eager, comp = leaves(init), leaves(init)
     kw = {} if foreach is None else {"foreach": True}
+    lr_c = torch.tensor(1e-2) if foreach is None else 1e-2
     opt_e = getattr(sfo, name)(eager[0], lr=1e-2, weight_decay=0.5, **kw)
-    opt_c = getattr(sfo, name)(comp[0], lr=torch.tensor(1e-2), weight_decay=0.5, **kw)
+    opt_c = getattr(sfo, name)(comp[0], lr=lr_c, weight_decay=0.5, **kw)
     sched_e, sched_c = sch.CosineAnnealingLR(opt_e, T_max=8), sch.CosineAnnealingLR(opt_c, T_max=8)
     counter = CompileCounterWithBackend("inductor")
 
@@ -403,6 +407,6 @@ def test_compiled_step_matches_eager(name, foreach):
         sched_e.step()
         sched_c.step()
         frames.append(counter.frame_count)
-    assert torch.is_tensor(opt_c.param_groups[0]["lr"])  # the scheduler kept the tensor lr
+    assert torch.is_tensor(opt_c.param_groups[0]["lr"]) == (foreach is None)
     assert_params_equal(comp, eager)
     assert frames[-1] == frames[2], f"recompiled while the lr changed: frames per step {frames}"
