@@ -24,7 +24,10 @@ from tests.helpers import assert_close
 from tests.optim import _sharded
 from tests.optim._sharded import NAMES, single_process
 
-pytestmark = pytest.mark.skipif(not dist.is_gloo_available(), reason="needs the gloo backend")
+pytestmark = [
+    pytest.mark.skipif(not dist.is_gloo_available(), reason="needs the gloo backend"),
+    pytest.mark.xdist_group("gloo"),  # with --dist loadgroup, one spawn for the module
+]
 
 WORLD = 2
 TOL = dict(rtol=1e-10, atol=1e-12)  # float64; only summation order differs from one process
