@@ -90,18 +90,17 @@ def _validate(lr, betas, eps, weight_decay, foreach, fused, capturable) -> tuple
     if len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
     for i, b in enumerate(betas):
+        if isinstance(b, Tensor) and b.numel() != 1:
+            raise ValueError(f"Tensor betas[{i}] must be 1-element")
         if not 0.0 <= b < 1.0:
             raise ValueError(f"Invalid beta parameter at index {i}: {b}")
     if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
         raise ValueError("betas must be either both floats or both Tensors")
     for i, b in enumerate(betas):
-        if isinstance(b, Tensor):
-            if foreach and not capturable:
-                raise ValueError(
-                    f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True"
-                )
-            if b.numel() != 1:
-                raise ValueError(f"Tensor betas[{i}] must be 1-element")
+        if isinstance(b, Tensor) and foreach and not capturable:
+            raise ValueError(
+                f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True"
+            )
     if not 0.0 <= weight_decay or not math.isfinite(weight_decay):
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
     if fused and foreach:
