@@ -250,6 +250,9 @@ def test_kernel_choice():
     assert choose(default, [a], [a], states, True) == ["single"]  # compiling: not fused
     assert choose(dict(default, foreach=False), [a], [a], states, False) == ["single"]
     assert choose(dict(default, foreach=True), [a], [a], states, False) == ["foreach"]
+    assert choose(dict(default, foreach=True), [a], [a], states, True) == ["single"]
+    capturable = dict(default, foreach=True, capturable=True)
+    assert choose(capturable, [a], [a], states, True) == ["foreach"]
     assert choose(dict(default, eps=0.0), [a], [a], states, False) == ["eps0"]
     tensor_lr = dict(default, lr=torch.tensor(1e-3), fused=False)
     assert choose(tensor_lr, [a], [a], states, False) == ["single"]
@@ -459,15 +462,19 @@ def test_torch_adamw_state_dict_both_ways_and_plain_number_step():
 # ----------------------------------------------------------------- torch.compile
 
 
+@pytest.mark.parametrize("tensor_lr", [True, False], ids=["tensor-lr", "float-lr-foreach"])
 @pytest.mark.parametrize("name", NAMES)
-def test_compiled_update_has_no_graph_breaks_and_tensor_lr_no_recompiles(name):
+def test_compiled_update_has_no_graph_breaks_and_no_recompiles(name, tensor_lr):
     from torch._dynamo.testing import CompileCounterWithBackend
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
     params = [Parameter(torch.randn(3, 2)), Parameter(torch.randn(4))]
-    opt = getattr(sfo, name)(params, lr=torch.tensor(1e-2), weight_decay=0.1)
+    if tensor_lr:
+        opt = getattr(sfo, name)(params, lr=torch.tensor(1e-2), weight_decay=0.1)
+    else:
+        opt = getattr(sfo, name)(params, lr=1e-2, weight_decay=0.1, foreach=True)
     sched = sch.LambdaLR(opt, lambda i: 1 / (1 + i))
     counter = CompileCounterWithBackend("aot_eager")
     step = torch.compile(opt.step, backend=counter)

@@ -134,7 +134,8 @@ def choose_kernels(group: dict[str, Any], params, grads, states, compiling: bool
     correct for (supported device and dtype, dense, matching strides), else torch's default
     (foreach on GPUs, the single-tensor loop on CPU and with a tensor lr without ``capturable``).
     Under torch.compile the default skips fused (torch's fused kernel is opaque to the compiler,
-    a graph break) and the compiler fuses the rest.
+    a graph break), and foreach without ``capturable`` compiles the single-tensor formulation
+    (no recompile when a scheduler changes a float lr); the compiler fuses either.
     """
     n = len(params)
     if group["eps"] == 0:
@@ -154,7 +155,10 @@ def choose_kernels(group: dict[str, Any], params, grads, states, compiling: bool
     if group["foreach"] is False:
         return ["single"] * n
     if group["foreach"]:
-        return [other] * n
+        # Compiled, torch's foreach kernel bakes a float lr into the graph (one recompile per lr
+        # change, as torch.optim.AdamW(foreach=True) does); the single-tensor formulation keeps
+        # it an input, and the compiler fuses the loop anyway.
+        return ["single" if compiling and not group["capturable"] else other] * n
     # Not fused: torch's default, foreach on devices with multi-tensor kernels, else single.
     multi = tc.foreach_supported_devices()
     default = [
@@ -479,9 +483,10 @@ class AdamFamily(Optimizer):
             if not isinstance(s, Tensor) and not torch.compiler.is_compiling():
                 for p in params:
                     tc.softshrink_(p, s)  # one in-place pass per tensor, no temporaries
-            else:  # tensor lr, or symbolic under torch.compile: y - clamp(y, -s, s)
-                for p in params:
-                    p.sub_(p.clamp(-s, s))
+            else:  # tensor lr, or symbolic s under torch.compile (clamp(y, -s, s) would
+                for p in params:  # specialize on s and recompile whenever the lr changes)
+                    magnitude = (p.abs() - s).clamp_min_(0.0)
+                    p.sign_().mul_(magnitude)
         elif v == "AdamProxL2":
             _prox_l2(group, params, s, self.norm_process_group)
         elif v == "AdamProxD":
