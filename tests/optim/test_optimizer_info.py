@@ -407,6 +407,21 @@ def test_decay_strength_of_one_or_more_raises_before_changing_anything(name):
         sched_opt.step()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_lr_group_without_decay_steps_in_either_convention(name):
+    for convention in ("schedule", "lr"):
+        params = params_like()
+        before = [p.detach().clone() for p in params]
+        opt = getattr(sfo, name)(params, lr=0.0, weight_decay=0.0, decay_convention=convention)
+        run(opt, params, 2)
+        assert all(torch.equal(p, b) for p, b in zip(params, before))
+    if name == "AdamL2":  # lambda x in the gradient: no convention, no alpha
+        sfo.AdamL2(params_like(), lr=0.0, weight_decay=0.1, decay_convention="schedule")
+        return
+    with pytest.raises(ValueError, match="'schedule' needs a positive lr when the group is built"):
+        getattr(sfo, name)(params_like(), lr=0.0, weight_decay=0.1, decay_convention="schedule")
+
+
 # ----------------------------------------------------------------- loading state dicts
 
 

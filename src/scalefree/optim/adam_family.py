@@ -264,7 +264,7 @@ class AdamFamily(Optimizer):
             raise ValueError(
                 f"Invalid prox_norm: {group['prox_norm']!r} (expected 'group' or 'tensor')"
             )
-        if not group["alpha"] > 0 and group["weight_decay"] > 0:
+        if not group["alpha"] > 0 and group["weight_decay"] > 0 and self.variant != "AdamL2":
             if group["decay_convention"] == "schedule":
                 raise ValueError(
                     "decay_convention='schedule' needs a positive lr when the group is built "
@@ -308,6 +308,8 @@ class AdamFamily(Optimizer):
     @staticmethod
     def decay_strength(group: dict[str, Any]) -> float | Tensor:
         """s for this step: lambda * lr_t ("lr") or lambda * lr_t / alpha ("schedule")."""
+        if group["weight_decay"] == 0:
+            return 0.0  # also for alpha = 0 (a group built with lr = 0 and no decay)
         s = group["weight_decay"] * group["lr"]
         return s if group["decay_convention"] == "lr" else s / group["alpha"]
 
