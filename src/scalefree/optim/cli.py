@@ -39,6 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--weight-decay", type=float, default=1e-2)
     p.add_argument("--eps", type=float, nargs="+", default=[0.0, 1e-8], dest="eps_values")
+    p.add_argument(
+        "--decay-convention",
+        choices=("schedule", "lr"),
+        default="schedule",
+        help="Adam family: schedule (s = weight_decay*lr_t/alpha, the paper's; default) or lr "
+        "(s = weight_decay*lr_t, torch's and the library classes' default)",
+    )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
@@ -98,10 +105,12 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         dtype=getattr(torch, args.dtype),
+        decay_convention=args.decay_convention,
     )
     print(
         f"scale-freeness check: {args.steps} steps, lr={args.lr:g}, weight_decay={args.weight_decay:g}, "
-        f"{args.dtype}, gradient scales log-uniform in [1e-3, 1e3]"
+        f"decay_convention={args.decay_convention} (Adam family), {args.dtype}, "
+        "gradient scales log-uniform in [1e-3, 1e3]"
     )
     print(format_table(results))
     if args.json:

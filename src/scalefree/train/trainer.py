@@ -296,7 +296,9 @@ def stats_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 def alpha_of(optimizer: torch.optim.Optimizer) -> dict[torch.Tensor, float]:
     return {
-        p: float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups for p in g["params"]
+        p: float(g.get("alpha", g.get("initial_lr", g["lr"])))
+        for g in optimizer.param_groups
+        for p in g["params"]
     }
 
 
