@@ -9,9 +9,9 @@ optimizer state); nothing here uses float64.
 Rows, all in the same run and with the same hyperparameters (lr = alpha, weight_decay > 0,
 eps = 1e-8, betas = (0.9, 0.999)):
 
-* the six ``scalefree.optim`` variants with default settings: the one-pass C++ kernel of
-  ``scalefree.optim._kernels`` where it can be built (the path that ran is printed), else the
-  torch path;
+* the six ``scalefree.optim`` variants with the paper's ``decay_convention="schedule"`` and
+  otherwise default settings: the one-pass C++ kernel of ``scalefree.optim._kernels`` where it
+  can be built (the path that ran is printed), else the torch path;
 * ``<variant> torch path`` (``--torch-path-rows``, on by default): the same variants with
   ``fused=True``, i.e. torch's fused Adam kernel plus each variant's post-step, the pure-torch
   fallback that runs where no compiler is available;
@@ -20,10 +20,11 @@ eps = 1e-8, betas = (0.9, 0.999)):
 * ``reference loop``: AdamW written the way research code (e.g. the paper's reference code)
   writes it, one Python iteration and a handful of tensor ops per parameter.
 
-Method: each optimizer gets its own copy of the parameters, gradients and state. After
-``--warmup`` untimed steps (state allocation), ``--repeats`` rounds are run; in each round the
-optimizers are visited in a rotated order, and each does one untimed step (to bring its buffers
-back into cache) and then ``--steps`` timed steps (time.perf_counter, garbage collector off).
+Method: each optimizer gets its own copy of the parameters, gradients and state. After two
+untimed steps (state allocation; for compiled rows also the compilation) and ``--warmup`` more,
+``--repeats`` rounds are run; in each round the optimizers are visited in a rotated order, and
+each does one untimed step (to bring its buffers back into cache) and then ``--steps`` timed
+steps (time.perf_counter, garbage collector off).
 The reported time is the median over rounds of the per-step time.
 
 Bound: Adam must read p, g, m, v and write p, m, v: 28 bytes per float32 element. The bound is
@@ -47,11 +48,21 @@ time to get it ready in this process (a build, or loading the cached build) is p
 ``--cold-build`` the benchmark first builds it from scratch in an empty temporary
 TORCH_EXTENSIONS_DIR, so the printed time is the full compile time.
 
+``--compile`` adds, in the same run, what ``torch.compile`` of the step buys: for each variant a
+row "<variant> compiled" (the optimizer built with a tensor lr, as torch recommends for compiled
+steps driven by an LR scheduler, and ``torch.compile`` (inductor) of a function calling its
+``step()``), and "torch AdamW compiled" (``torch.optim.AdamW(lr=tensor)``, the same recipe). The
+compile time (wall time of the first two calls: state creation and compilation) and the number of
+graphs compiled are reported per row; the timed steps are after them. The table then shows each
+compiled row against its eager row and against torch fused AdamW (still the baseline), and the run
+checks that compiled and eager parameters agree.
+
 Usage::
 
     python benchmarks/optim_step.py                       # both models, 7 repeats
     python benchmarks/optim_step.py --models ResNet110 --repeats 3 --steps 10
     python benchmarks/optim_step.py --threads 1 --json optim_step.json
+    python benchmarks/optim_step.py --models ResNet20 --compile --repeats 5 --steps 10
 """
 
 from __future__ import annotations
@@ -64,6 +75,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 from torch.optim import Optimizer
@@ -78,6 +90,8 @@ BYTES_PER_ELEMENT = 28  # read p, g, m, v; write p, m, v; 4 bytes each
 VARIANTS = ("AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD")
 FUSED, FOREACH, LOOP = "torch AdamW fused", "torch AdamW foreach", "reference loop"
 TORCH_PATH = " torch path"  # suffix of the rows that force the pure-torch path (fused=True)
+COMPILED = " compiled"  # suffix of the torch.compile rows
+TORCH_COMPILED = "torch AdamW" + COMPILED
 TARGET_VS_FUSED = {
     "AdamL2": 1.1,
     "AdamW": 1.1,
@@ -139,11 +153,21 @@ def model_shapes(name: str) -> list[torch.Size]:
 
 
 def make_optimizer(row: str, params: list[torch.Tensor], lr: float, lam: float) -> Optimizer:
-    if row in VARIANTS:
-        return getattr(sfo, row)(params, lr=lr, weight_decay=lam, eps=1e-8)
+    if row.endswith(COMPILED):  # tensor lr: a scheduler changes it in place, no recompilation
+        if row == TORCH_COMPILED:
+            return torch.optim.AdamW(params, lr=torch.tensor(lr), weight_decay=lam / lr, eps=1e-8)
+        return getattr(sfo, row.removesuffix(COMPILED))(
+            params, lr=torch.tensor(lr), weight_decay=lam, eps=1e-8, decay_convention="schedule"
+        )
+    if row in VARIANTS:  # the paper's convention: torch AdamW with weight_decay = lambda / alpha
+        return getattr(sfo, row)(
+            params, lr=lr, weight_decay=lam, eps=1e-8, decay_convention="schedule"
+        )
     if row.endswith(TORCH_PATH):
         cls = getattr(sfo, row.removesuffix(TORCH_PATH))
-        return cls(params, lr=lr, weight_decay=lam, eps=1e-8, fused=True)
+        return cls(
+            params, lr=lr, weight_decay=lam, eps=1e-8, decay_convention="schedule", fused=True
+        )
     if row == FUSED:
         return torch.optim.AdamW(params, lr=lr, weight_decay=lam / lr, eps=1e-8, fused=True)
     if row == FOREACH:
@@ -183,13 +207,53 @@ def bandwidths(numel: int, repeats: int = 5) -> tuple[float, float]:
     return nbytes / statistics.median(copy), nbytes / statistics.median(inplace)
 
 
-def time_rows(
-    opts: dict[str, Optimizer], warmup: int, repeats: int, steps: int
-) -> dict[str, list[float]]:
-    """Per-step seconds of each optimizer, one sample per round."""
-    for opt in opts.values():
-        for _ in range(warmup):
+def compiled_step(opt: Optimizer) -> Callable[[], None]:
+    """torch.compile (inductor) of a function that calls ``opt.step()``."""
+
+    @torch.compile
+    def step() -> None:
+        opt.step()
+
+    return step
+
+
+def compile_steps(opts: dict[str, Optimizer]) -> tuple[dict[str, Callable[[], None]], dict]:
+    """The step callable of every row, each called twice here (so all rows take the same steps);
+    for compiled rows these two calls are the compile time."""
+    import torch._dynamo
+
+    # One dynamo cache entry per optimizer instance (and per graph break): room for all rows.
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
+    steps, compile_info = {}, {}
+    for name, opt in opts.items():
+        if not name.endswith(COMPILED):
+            steps[name] = opt.step
             opt.step()
+            opt.step()
+            continue
+        torch._dynamo.utils.counters.clear()  # the counts below are this row's only
+        fn = compiled_step(opt)
+        t0 = time.perf_counter()
+        fn()  # creates the state and compiles
+        fn()  # a second call: compiles again if the first graph specialized on an empty state
+        seconds = time.perf_counter() - t0
+        stats = torch._dynamo.utils.counters["stats"]
+        compile_info[name] = dict(
+            compile_s=seconds,
+            unique_graphs=int(stats["unique_graphs"]),
+            graph_breaks=int(sum(torch._dynamo.utils.counters["graph_break"].values())),
+        )
+        steps[name] = fn
+    return steps, compile_info
+
+
+def time_rows(
+    opts: dict[str, Callable[[], None]], warmup: int, repeats: int, steps: int
+) -> dict[str, list[float]]:
+    """Per-step seconds of each step callable, one sample per round."""
+    for step in opts.values():
+        for _ in range(warmup):
+            step()
     names = list(opts)
     samples: dict[str, list[float]] = {n: [] for n in names}
     gc_was_enabled = gc.isenabled()
@@ -198,7 +262,7 @@ def time_rows(
         for r in range(repeats):
             k = r % len(names)
             for name in names[k:] + names[:k]:
-                step = opts[name].step
+                step = opts[name]
                 step()  # untimed: brings this optimizer's buffers back into cache
                 t0 = time.perf_counter()
                 for _ in range(steps):
@@ -225,16 +289,25 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
     if args.torch_path_rows:
         rows += [v + TORCH_PATH for v in args.variants]
     rows += [FUSED, FOREACH, LOOP]
+    if args.compile:
+        rows += [v + COMPILED for v in args.variants] + [TORCH_COMPILED]
     params = {row: make_params(base, grads) for row in rows}
     opts = {row: make_optimizer(row, params[row], args.lr, args.weight_decay) for row in rows}
     del base, grads
+    step_fns, compile_info = compile_steps(opts)
+    for row, info in compile_info.items():
+        print(
+            f"compiled {row}: {info['compile_s']:.1f} s for the first 2 calls, "
+            f"{info['unique_graphs']} graph(s), {info['graph_breaks']} graph break(s)",
+            flush=True,
+        )
 
     print(
         f"\n== {name}: {len(shapes)} parameter tensors, {n:,} parameters (float32); "
         f"{len(rows)} optimizers x 16 B/param = {len(rows) * 16 * n / 2**20:.0f} MiB of p, g, m, v",
         flush=True,
     )
-    samples = time_rows(opts, args.warmup, args.repeats, args.steps)
+    samples = time_rows(step_fns, args.warmup, args.repeats, args.steps)
     bound = BYTES_PER_ELEMENT * n / copy_bw
     bound_inplace = BYTES_PER_ELEMENT * n / inplace_bw
 
@@ -252,6 +325,11 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
             ratio_vs_bound=med[row] / bound,
             effective_GBps=BYTES_PER_ELEMENT * n / med[row] / 1e9,
         )
+        if row in compile_info:
+            eager = FOREACH if row == TORCH_COMPILED else row.removesuffix(COMPILED)
+            result_rows[row].update(compile_info[row])
+            result_rows[row]["eager_row"] = eager
+            result_rows[row]["speedup_vs_eager"] = med[eager] / med[row]
 
     targets = []
     for v in args.variants:
@@ -288,6 +366,9 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
         checks[f"max|{v} - {v} torch path|"] = max_abs_diff(params[v], params[v + TORCH_PATH])
     checks["max|reference loop - torch fused AdamW|"] = max_abs_diff(params[LOOP], params[FUSED])
     checks["max|torch foreach - torch fused AdamW|"] = max_abs_diff(params[FOREACH], params[FUSED])
+    for row in compile_info:
+        eager = result_rows[row]["eager_row"]
+        checks[f"max|{row} - {eager}|"] = max_abs_diff(params[row], params[eager])
 
     report = dict(
         n_tensors=len(shapes),
@@ -333,6 +414,18 @@ def print_model(name: str, rep: dict) -> None:
             f"  [{'PASS' if t['ok'] else 'MISS'}] {t['variant']:<11} {t['target']}: "
             f"{t['value']:.2f}{unit}"
         )
+    compiled = {row: r for row, r in rep["rows"].items() if "compile_s" in r}
+    if compiled:
+        print(
+            "torch.compile (inductor); compile = first 2 calls; vs eager = eager ms / compiled ms:"
+        )
+        for row, r in compiled.items():
+            print(
+                f"  {row:<24} {r['median_ms']:>8.3f} ms  vs eager ({r['eager_row']}) "
+                f"{r['speedup_vs_eager']:.2f}x  vs fused {r['ratio_vs_torch_fused']:.2f}x  "
+                f"compile {r['compile_s']:.1f} s, {r['unique_graphs']} graph(s), "
+                f"{r['graph_breaks']} break(s)"
+            )
     for k, v in rep["checks"].items():
         print(f"  check {k} = {v:.3g}")
 
@@ -376,6 +469,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cold-build",
         action="store_true",
         help="build the C++ kernel from scratch (empty TORCH_EXTENSIONS_DIR) to time the compile",
+    )
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile'd steps of each variant and of torch AdamW (tensor lr)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="PATH", help="write all results to this JSON file")

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers a parser
 whose ``func`` default is called with the parsed namespace and returns an exit code. Usage errors
-(:class:`scalefree.errors.UsageError`) become one line on stderr and exit code 2, never a traceback.
+(:class:`scalefree.errors.UsageError`) become one line on stderr and exit code 2, never a traceback;
+a run stopped resumably (:class:`scalefree.errors.RunStopped`: SIGTERM, full disk) says so and how to
+continue, with its own exit code.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from scalefree import __version__
-from scalefree.errors import UsageError
+from scalefree.errors import RunStopped, UsageError
 
 # Subcommand modules, in the order --help lists them. Modules are imported on demand, so a broken or
 # not-yet-present optional part never breaks the others.
@@ -63,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"scalefree {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RunStopped as exc:  # SIGTERM, full disk: the run directory is left resumable
+        print(f"scalefree {args.command}: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         print(f"scalefree {args.command}: interrupted", file=sys.stderr)
         return 130

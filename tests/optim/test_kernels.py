@@ -102,7 +102,9 @@ def test_prox_l2_group_norm_is_one_norm_over_all_pieces(kernel):
     x0 = [torch.randn(n, generator=gen, dtype=torch.float64) for n in (90_000, 50_001, 3)]
     g = [torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in x0]
     x = [t.clone().requires_grad_(True) for t in x0]
-    opt = OPTIMIZERS.get("AdamProxL2").build(x, lr=0.1, weight_decay=30.0, eps=0.0)
+    opt = OPTIMIZERS.get("AdamProxL2").build(
+        x, lr=0.1, weight_decay=30.0, eps=0.0, decay_convention="schedule"
+    )
     for p, gr in zip(x, g):
         p.grad = gr
     torch.set_num_threads(2)

@@ -94,3 +94,36 @@ def test_check_scale_free_cli_user_factory_and_errors(capsys):
     assert main(["check-scale-free", "--factory", "nonexistent_mod:f"]) == 2
     assert main(["check-scale-free", "--steps", "0"]) == 2
     assert "--steps must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names("adam_family"))
+def test_training_runs_use_the_papers_convention_explicitly(name):
+    """The library classes default to torch's "lr" convention; `scalefree train` and sweeps pass
+    RunConfig.decay_convention ("schedule" unless asked) and it is in config.json's fields."""
+    import dataclasses
+
+    from scalefree.train.config import RunConfig
+    from scalefree.train.trainer import make_optimizer
+
+    model = nn.Linear(3, 2)
+    config = RunConfig(optim_method=name, weight_decay=1e-3)
+    assert "decay_convention" in {f.name for f in dataclasses.fields(RunConfig)}
+    opt = make_optimizer(config, model)
+    assert {g["decay_convention"] for g in opt.param_groups} == {"schedule"}
+    lr_opt = make_optimizer(dataclasses.replace(config, decay_convention="lr"), model)
+    assert {g["decay_convention"] for g in lr_opt.param_groups} == {"lr"}
+
+
+def test_check_scale_free_runs_the_family_in_the_chosen_convention(monkeypatch):
+    seen = []
+    real = build_optimizer
+
+    def spy(name, params, **kw):
+        seen.append(kw.get("decay_convention"))
+        return real(name, params, **kw)
+
+    monkeypatch.setattr("scalefree.optim.scale_free.build_optimizer", spy)
+    check_scale_free(["AdamW", "SGD"], steps=2, eps_values=(0.0,))
+    check_scale_free(["AdamW"], steps=2, eps_values=(0.0,), decay_convention="lr")
+    # two trajectories (plain and rescaled gradients) per optimizer; SGD has no convention
+    assert seen == ["schedule", "schedule", None, None, "lr", "lr"]

@@ -40,6 +40,7 @@ VALUE_FLAGS = [
     "--lr-power",
     "--max-steps",
     "--progress",
+    "--divergence-factor",
 ]
 SWITCHES = [
     "--use-cuda",
@@ -81,6 +82,11 @@ NASTY = st.sampled_from(
         "0x10",
         "１",
         "\x00",
+        "18446744073709551615",
+        "18446744073709551616",
+        "4611686018427387905",
+        "1e308",
+        "-0",
     ]
 )
 
@@ -120,6 +126,13 @@ def test_fuzzed_train_arguments_parse_or_fail_cleanly(argv):
     assert (
         0 < config.val_ratio < 1 and config.batchsize >= 1 and all(0 <= b < 1 for b in config.betas)
     )
+    # What each number feeds accepts it: the seeds torch's generators, counts the loops.
+    for seed in (config.seed, config.effective_init_seed):
+        assert 0 <= seed <= 2**64 - 1
+    assert all(
+        1 <= v <= 2**62 for v in (config.train_epochs, config.batchsize, config.eval_interval)
+    )
+    assert math.isfinite(config.divergence_factor) and config.divergence_factor > 1
 
 
 @pytest.mark.parametrize(
@@ -145,6 +158,11 @@ def test_fuzzed_train_arguments_parse_or_fail_cleanly(argv):
         (["--seed", "1.5"], "--seed"),
         (["--loss-multiplier", "0"], "--loss-multiplier"),
         (["--store-stats-interval", "0"], "--store-stats-interval"),
+        (["--seed", "18446744073709551616"], "--seed"),
+        (["--init-seed", "18446744073709551616"], "--init-seed"),
+        (["--train-epochs", "4611686018427387905"], "--train-epochs"),
+        (["--divergence-factor", "1"], "--divergence-factor"),
+        (["--divergence-factor", "inf"], "--divergence-factor"),
     ],
 )
 def test_bad_values_exit_2_naming_the_flag_and_write_nothing(tmp_path, capsys, argv, flag):
@@ -166,3 +184,22 @@ def test_unknown_subcommand_and_flag_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--learning-rate", "0.1"])
     assert exc.value.code == 2 and "--learning-rate" in capsys.readouterr().err
+
+
+def test_the_largest_valid_seed_is_accepted_by_what_it_feeds():
+    """2**64 - 1 passes validation and torch's global and per-run generators take it."""
+    import torch
+
+    config = RunConfig(seed=2**64 - 1, init_seed=2**64 - 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+    torch.Generator().manual_seed(config.effective_init_seed)
+    with pytest.raises(UsageError, match="--seed must be an integer from 0 to 2\\*\\*64 - 1"):
+        RunConfig(seed=2**64)
+
+
+def test_sweep_seeds_are_bounded_too(tmp_path, capsys):
+    code = main(["sweep", "--dataset", "synthetic", "--log-folder", str(tmp_path), "--seeds",
+                 "18446744073709551616"])  # fmt: skip
+    assert code == 2 and "--seeds" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

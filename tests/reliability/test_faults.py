@@ -66,7 +66,9 @@ def _cmd(data: Path, logs: Path, *extra: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    # This checkout's sources first, whatever scalefree the interpreter has installed.
+    path = os.pathsep.join([str(REPO / "src"), str(REPO)])
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
 
 
 def _run_dir(logs: Path) -> Path:
@@ -205,3 +207,53 @@ def test_resume_after_crash_before_first_checkpoint_starts_clean(data, tmp_path,
     assert len(read_metrics(run)) == 1
     assert _train(data, tmp_path / "b", "--resume") == 0
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]  # no duplicated epoch 1
+
+
+def _long_cmd(data: Path, logs: Path, *extra: str) -> list[str]:
+    """A run that is still training for a while after its first checkpoint (8 epochs)."""
+    cmd = _cmd(data, logs, *extra)
+    cmd[cmd.index("--train-epochs") + 1] = "8"
+    return cmd
+
+
+@pytest.mark.slow
+def test_second_train_is_refused_and_sigterm_stops_resumably(data, tmp_path):
+    """Two processes on one run: the second names the holder and exits 2 (touching nothing);
+    SIGTERM stops the first at a step with a clear message; --resume completes the run."""
+    logs = tmp_path / "b"
+    first = subprocess.Popen(
+        _long_cmd(data, logs), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and first.poll() is None:
+            if list(logs.glob(f"*/{LATEST}")):
+                break
+            time.sleep(0.02)
+        first.send_signal(signal.SIGSTOP)  # paused mid-run, still holding its lock
+        run = _run_dir(logs)
+        metrics_before = (run / "metrics.jsonl").read_bytes()
+        second = subprocess.run(
+            _long_cmd(data, logs, "--resume"),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        first.send_signal(signal.SIGTERM)  # handled once it continues
+        first.send_signal(signal.SIGCONT)
+        assert second.returncode == 2, second.stderr
+        assert f"pid {first.pid}" in second.stderr and "is being trained by" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert (run / "metrics.jsonl").read_bytes() == metrics_before
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "checkpoint of epoch" in err and "--resume" in err
+    assert "Traceback" not in err and not (run / "result.json").exists()
+    resumed = subprocess.run(
+        _long_cmd(data, logs, "--resume"), env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["epoch"] for r in read_metrics(run)] == list(range(1, 9))

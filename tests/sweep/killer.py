@@ -13,7 +13,7 @@ from scalefree.sweep import executors
 DOOMED_WEIGHT_DECAY = 5e-4
 
 
-def child(task, send) -> None:
+def child(task, send, *rest) -> None:
     if task.config.weight_decay == DOOMED_WEIGHT_DECAY:
         os.kill(os.getpid(), signal.SIGKILL)
-    executors._child(task, send)
+    executors._child(task, send, *rest)

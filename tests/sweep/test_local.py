@@ -74,26 +74,40 @@ def test_a_held_lock_makes_the_second_launcher_skip_that_run(sweep_copy, capsys)
 def test_a_failed_run_is_recorded_and_retried_only_with_retry_failed(tmp_path, capsys):
     folder = tmp_path / "logs"
     grid = ["--optim-methods", "AdamW", "--eta0-vals", "1e-3", "--weight-decay-vals", "0"]
-    # A corrupt stored initialization makes the run crash while loading it.
-    weights = initial_weights_path(tiny_config(folder))
-    weights.parent.mkdir(parents=True)
-    weights.write_bytes(b"not a torch file")
-    assert sweep(folder, grid=grid) == 1
+    # A file where the statistics folder must go makes the run crash at its first epoch's end.
+    run_dir = (
+        folder / tiny_config(folder, optim_method="AdamW", eta0=1e-3, weight_decay=0.0).run_name()
+    )
+    run_dir.mkdir(parents=True)
+    (run_dir / "stats").write_text("in the way")
+    assert sweep(folder, "--store-stats", grid=grid) == 1
     (run,) = load_runs(folder)
     assert run.status == "failed" and run.result["message"]
     out = capsys.readouterr().out
     assert "failed" in out and "1 failed" in out
 
     before = result_mtimes(folder)
-    assert sweep(folder, grid=grid) == 0  # not retried silently
+    assert sweep(folder, "--store-stats", grid=grid) == 0  # not retried silently
     assert "skipped 1 already finished (1 failed)" in capsys.readouterr().out
     assert result_mtimes(folder) == before
 
-    weights.unlink()  # the cause is fixed
-    assert sweep(folder, "--retry-failed", grid=grid) == 0
+    (run_dir / "stats").unlink()  # the cause is fixed
+    assert sweep(folder, "--store-stats", "--retry-failed", grid=grid) == 0
     (run,) = load_runs(folder)
     assert run.status == "completed"
     assert (run.path / FAILED_RESULT_KEPT).exists()
+
+
+def test_a_corrupt_stored_initialization_is_a_usage_error_naming_it(tmp_path, capsys):
+    folder = tmp_path / "logs"
+    grid = ["--optim-methods", "AdamW", "--eta0-vals", "1e-3", "--weight-decay-vals", "0"]
+    weights = initial_weights_path(tiny_config(folder))
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"not a torch file")
+    assert sweep(folder, grid=grid) == 2
+    out = capsys.readouterr().out
+    assert "error" in out and str(weights) in out and "Delete it" in out
+    assert sorted(p.name for p in folder.iterdir()) == ["initial_weights"]  # nothing else written
 
 
 @pytest.mark.parametrize(
@@ -143,14 +157,14 @@ def test_ctrl_c_stops_the_workers_without_marking_runs_failed(tmp_path):
     cmd = [sys.executable, "-m", "scalefree", "sweep", *long, *grid, "--log-folder", str(folder)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # generous: CI machines can be heavily loaded
         ckpts: list = []
         while not ckpts and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
             ckpts = list(folder.glob(f"*/{CHECKPOINT_FILE}"))
         assert ckpts, "the run never reached its first checkpoint"
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        out, _ = proc.communicate(timeout=60)  # workers get STOP_GRACE_S to stop at a step
     finally:
         proc.kill()
     assert proc.returncode == 130, out

@@ -21,7 +21,8 @@ def config(tmp_path) -> RunConfig:
 
 
 def fake_train(calls: list, error: BaseException | None = None, status: str = "completed"):
-    def train(config, *, resume=False, data=None):
+    def train(config, *, resume=False, data=None, run_locked=False):
+        assert run_locked  # run_task holds the run's lock
         calls.append((config.run_name(), resume))
         if error is not None:
             raise error

@@ -42,7 +42,9 @@ ARGS = [
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    repo = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(repo / "src"), str(repo)])  # this checkout's sources first
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
     env.pop("WORLD_SIZE", None)
     return env
 

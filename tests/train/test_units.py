@@ -145,9 +145,17 @@ def test_recorder_round_trip_and_resnet110_snapshot_size(tmp_path):
     assert stats.spread("param").shape == (1,)
 
 
+def payload(epoch: int) -> dict:
+    """The smallest checkpoint payload load_checkpoint accepts."""
+    g = torch.Generator().manual_seed(0)
+    return {"epoch": epoch, "step": epoch, "wall_time_s": 0.0, "model": {}, "optimizer": {}} | {
+        "rng": ckpt.rng_state(g)
+    }
+
+
 def test_checkpoint_falls_back_to_previous_when_latest_is_corrupt(tmp_path):
-    ckpt.save_checkpoint(tmp_path, {"epoch": 1})
-    ckpt.save_checkpoint(tmp_path, {"epoch": 2})
+    ckpt.save_checkpoint(tmp_path, payload(1))
+    ckpt.save_checkpoint(tmp_path, payload(2))
     assert ckpt.load_checkpoint(tmp_path)[0]["epoch"] == 2
     latest = tmp_path / ckpt.LATEST
     data = latest.read_bytes()
@@ -164,14 +172,14 @@ def test_checkpoint_falls_back_to_previous_when_latest_is_corrupt(tmp_path):
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    ckpt.save_checkpoint(tmp_path, {"epoch": 1})
+    ckpt.save_checkpoint(tmp_path, payload(1))
 
     def boom(*a, **k):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError):
-        ckpt.save_checkpoint(tmp_path, {"epoch": 2})
+        ckpt.save_checkpoint(tmp_path, payload(2))
     monkeypatch.undo()
     assert ckpt.load_checkpoint(tmp_path)[0]["epoch"] == 1
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]

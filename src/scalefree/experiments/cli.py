@@ -4,7 +4,8 @@
     scalefree reproduce adagrad-restart        # Appendix B: AdaGrad with restarts vs GD
 
 Each prints a short table and a one-line verdict, then writes ``<name>.json`` and ``<name>.png``
-under ``--out`` (default ``results/reproduce/<experiment>``).
+under ``--out`` (default ``results/reproduce/<experiment>``, in the current folder). The figure
+presets (fig2 .. fig6) write their report into ``<log folder>/report`` instead.
 
 Extension point: :data:`PRESETS` maps an experiment name to its :class:`Preset`. A new experiment
 (e.g. a ``fig2`` preset driving the sweep and plot commands) is one more entry: its
@@ -179,7 +180,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             type=Path,
             default=None,
             metavar="DIR",
-            help=f"output directory (default results/reproduce/{name})",
+            help="report folder (default: <log folder>/report)"
+            if name in FIGURES
+            else f"output directory (default: results/reproduce/{name} in the current folder)",
         )
         p.add_argument(
             "--iters",

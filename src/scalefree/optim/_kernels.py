@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import platform
+import sys
 import threading
 import time
 from pathlib import Path
@@ -62,15 +64,40 @@ def enabled_by_env() -> bool:
     )
 
 
+def _cpu_identity() -> str:
+    """-march=native builds for this CPU: a cache shared between machines (a cluster's home
+    directory) must not hand one CPU's build to another, so the CPU is part of the build's name."""
+    ident = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags", "Features")):
+                    ident += line
+                if line.strip() == "":
+                    break  # the first processor is enough
+    except OSError:
+        ident += platform.processor()
+    return ident
+
+
 def _build() -> ModuleType:
-    from torch.utils.cpp_extension import load
+    from torch.utils.cpp_extension import get_default_build_root, load
 
     src = SOURCE.read_text()
     digest = hashlib.sha1(
-        (src + " ".join(CFLAGS + LDFLAGS) + torch.__version__).encode()
+        (src + " ".join(CFLAGS + LDFLAGS) + torch.__version__ + _cpu_identity()).encode()
     ).hexdigest()[:12]
+    name = f"scalefree_adam_kernels_{digest}"
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    if not any(root.glob(f"*/{name}/{name}*.so")) and not (root / name).is_dir():
+        print(
+            "scalefree: building the one-pass CPU Adam kernel (once per machine, about a minute; "
+            "SCALEFREE_KERNELS=0 skips it and uses torch's kernels)",
+            file=sys.stderr,
+            flush=True,
+        )
     return load(
-        name=f"scalefree_adam_kernels_{digest}",
+        name=name,
         sources=[str(SOURCE)],
         extra_cflags=CFLAGS,
         extra_ldflags=LDFLAGS,
@@ -136,6 +163,8 @@ def prox_step(
         return False
     if torch.compiler.is_compiling() or params[0].device.type != "cpu":
         return False
+    if not all(_plain(t) for t in params) or not all(_plain(g) for g in grads):
+        return False  # DTensor / other subclasses: their data lives elsewhere
     mod = load_module()
     if mod is None:
         return False
@@ -164,6 +193,10 @@ def prox_step(
     return True
 
 
+def _plain(t: Tensor) -> bool:
+    return type(t) in (Tensor, torch.nn.Parameter) and t.layout == torch.strided
+
+
 def shrink_factors(sums: Tensor, s: float, prox_norm: str) -> Tensor:
     """max(1 - s / ||y||, 0) per tensor (``prox_norm="tensor"``) or for the whole group; 0 if y = 0.
 
@@ -190,8 +223,8 @@ def group_step(variant: str, group: dict, tensors: tuple[list[Tensor], ...], s: 
         variant,
         *tensors,
         lr=group["lr"],
-        beta1=beta1,
-        beta2=beta2,
+        beta1=float(beta1),
+        beta2=float(beta2),
         eps=group["eps"],
         s=s,
         weight_decay=group["weight_decay"],

@@ -2,8 +2,9 @@
 
 Symbols (per parameter group) and the arguments they come from:
 
-* alpha   = ``initial_lr``: the group's learning rate at construction (kept per group; the
-  reference code keeps one global value, which is wrong for groups with different lrs);
+* alpha   = ``group["alpha"]``: the lr the group was built with (float(lr) when the group is added;
+  the optimizer's own record, per group. It is *not* ``initial_lr``, which LR schedulers own:
+  OneCycleLR writes ``max_lr / div_factor`` there);
 * lr_t    = ``lr``: the group's current learning rate (an LR scheduler may change it);
 * eta_t   = lr_t / alpha: the schedule multiplier (eta_0 = 1);
 * lambda  = ``weight_decay``; beta1, beta2 = ``betas``; eps = ``eps``.
@@ -16,8 +17,9 @@ Every variant first takes the Adam step (t counts steps from 1)::
     m_hat = m / (1 - beta1^t),   v_hat = v / (1 - beta2^t)
     D     = sqrt(v_hat) + eps                     (eps = 0 allowed: 0/0 := 0)
     u     = lr_t * m_hat / D
-    s     = lambda * eta_t   (decay_convention="schedule": the paper's and the reference code's)
-          = lambda * lr_t    (decay_convention="lr": torch.optim.AdamW's)
+    s     = lambda * lr_t          (decay_convention="lr": torch.optim.AdamW's; the library default)
+          = lambda * lr_t / alpha  (decay_convention="schedule": the paper's and its code's;
+                                    what ``scalefree train`` and sweeps use)
 
 and then applies its decay or proximal operator:
 
@@ -32,13 +34,23 @@ AdamProxL1  y = x - u;  x <- sign(y) max(|y| - s, 0)             paper, Section 
 AdamProxD   x <- (D x - lr_t m_hat) / (D + s)                    "Decay No More" (seed 004)
 ==========  ===================================================  ===========================
 
-How it runs fast: the Adam part is torch's own fused (or foreach) Adam kernel
-(``torch.optim.adam.adam``); AdamL2 and AdamW are *exactly* torch's math (AdamL2 = Adam with
-weight_decay = lambda; AdamW = torch AdamW with weight_decay = lambda / alpha under the "schedule"
-convention, lambda under "lr"). AdamProx is also exactly torch AdamW's update, with lr' = lr_t/(1+s)
-and weight_decay' = s/lr_t. AdamProxL1/L2/D apply their operator as a post-step on y = x - u (an
-in-place soft-threshold; one norm and one scale; D/(D+s) tensor by tensor). With eps = 0 the
-kernels would turn 0/0 into NaN, so that case takes a per-tensor path that defines 0/0 = 0.
+An AdamW decay strength s >= 1 would zero or flip the weights ((1 - s) x): the step raises a
+ValueError instead. The other rules shrink for every s >= 0 (for AdamProxL1/L2, s is a threshold
+in the units of x), so they step
+(checked in eager mode, before anything changes; a compiled step skips the check).
+
+Defaults are torch's, so that swapping ``torch.optim.AdamW`` for ``scalefree.optim.AdamW`` keeps
+the behaviour: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decay_convention="lr", weight_decay=1e-2 for
+the decoupled and proximal variants, 0 for AdamL2 (like ``torch.optim.Adam``). Where this differs
+from the paper: the paper (and ``scalefree train``) uses decay_convention="schedule".
+
+How it runs fast: the Adam part is torch's own functional Adam (fused, foreach or single-tensor
+kernel); AdamL2 and AdamW are *exactly* torch's math (AdamL2 = Adam with weight_decay = lambda;
+AdamW = torch AdamW with weight_decay = lambda / alpha under "schedule", lambda under "lr").
+AdamProx is also exactly torch AdamW's update, with lr' = lr_t/(1+s) and weight_decay' = s/lr_t.
+AdamProxL1/L2/D apply their operator as a post-step on y = x - u. With eps = 0 the kernels would
+turn 0/0 into NaN, so that case takes a per-tensor path that defines 0/0 = 0. The fused kernel is
+used only where it is correct (see ``choose_kernels``).
 
 Deviations from the paper, stated: AdamProxD with D = 0 and s > 0 maps the coordinate to 0 (the
 exact minimizer of its proximal problem); AdamProxL2 takes the norm over the whole parameter group
@@ -54,31 +66,141 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.adam import adam as _torch_adam
-from torch.optim.optimizer import _get_fused_kernels_supported_devices, _get_scalar_dtype
 
 from scalefree.optim import _kernels
+from scalefree.optim import _torch_compat as tc
 
 DECAY_CONVENTIONS = ("schedule", "lr")
 PROX_NORMS = ("group", "tensor")
 VARIANTS = ("AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD")
+DEFAULT_CONVENTION = "lr"  # torch.optim.AdamW's; the paper's "schedule" is opt-in
+_FUSED_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
+def _validate(lr, betas, eps, weight_decay, foreach, fused, capturable) -> tuple:
+    """torch.optim.Adam's argument checks and messages (plus: finite values)."""
+    if isinstance(lr, Tensor):
+        if foreach and not capturable:
+            raise ValueError(
+                "lr as a Tensor is not supported for capturable=False and foreach=True"
+            )
+        if lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+    if not 0.0 <= lr or not math.isfinite(lr):
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps or not math.isfinite(eps):
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, b in enumerate(betas):
+        if isinstance(b, Tensor) and b.numel() != 1:
+            raise ValueError(f"Tensor betas[{i}] must be 1-element")
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+    if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+        raise ValueError("betas must be either both floats or both Tensors")
+    for i, b in enumerate(betas):
+        if isinstance(b, Tensor) and foreach and not capturable:
+            raise ValueError(
+                f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True"
+            )
+    if not 0.0 <= weight_decay or not math.isfinite(weight_decay):
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    return tuple(b.squeeze() if isinstance(b, Tensor) and b.dim() else b for b in betas)
+
+
+def _fused_safe(p: Tensor, grad: Tensor, states: list[Tensor]) -> bool:
+    """The fused kernel treats each tensor as flat memory: correct only for a dense parameter whose
+    gradient and states have its strides. (torch's fused CPU Adam on a strided view such as
+    ``b[..., 0]`` writes into ``b[..., 1]``.)"""
+    stride = p.stride()
+    if any(t.stride() != stride for t in (grad, *states)):
+        return False
+    if p.is_contiguous():
+        return True
+    expected = 1  # non-overlapping and dense: strides are a permutation of a contiguous layout
+    for st, size in sorted((st, size) for size, st in zip(p.shape, stride) if size != 1):
+        if st != expected:
+            return False
+        expected *= size
+    return True
+
+
+def choose_kernels(group: dict[str, Any], params, grads, states, compiling: bool) -> list[str]:
+    """One of "eps0", "fused", "foreach", "single" per parameter.
+
+    eps = 0 takes the per-tensor path that defines 0/0 = 0. ``fused=True`` uses torch's fused kernel
+    (an error for a layout it would corrupt); ``foreach=True`` the multi-tensor kernel;
+    ``foreach=False`` the single-tensor loop, as in torch. Default: fused for each parameter it is
+    correct for (supported device and dtype, dense, matching strides), else torch's default
+    (foreach on GPUs, the single-tensor loop on CPU and with a tensor lr without ``capturable``).
+    Under torch.compile the default skips fused (torch's fused kernel is opaque to the compiler,
+    a graph break), and foreach without ``capturable`` compiles the single-tensor formulation
+    (no recompile when a scheduler changes a float lr); the compiler fuses either.
+    """
+    n = len(params)
+    if group["eps"] == 0:
+        return ["eps0"] * n
+    tensor_hyper = isinstance(group["lr"], Tensor) or isinstance(group["betas"][0], Tensor)
+    other = "single" if tensor_hyper and not group["capturable"] else "foreach"
+    if group["fused"]:
+        for i, (p, g, st) in enumerate(zip(params, grads, states)):
+            if not _fused_safe(p, g, st):
+                raise RuntimeError(
+                    f"`fused=True` cannot update parameter {i} of this group (shape "
+                    f"{tuple(p.shape)}, strides {p.stride()}, gradient strides {g.stride()}): the "
+                    "fused kernel needs a dense parameter whose gradient and state have the same "
+                    "strides. Make the parameter contiguous, or pass fused=False."
+                )
+        return ["fused"] * n
+    if group["foreach"] is False:
+        return ["single"] * n
+    if group["foreach"]:
+        # Compiled, torch's foreach kernel bakes a float lr into the graph (one recompile per lr
+        # change, as torch.optim.AdamW(foreach=True) does); the single-tensor formulation keeps
+        # it an input, and the compiler fuses the loop anyway.
+        return ["single" if compiling and not group["capturable"] else other] * n
+    # Not fused: torch's default, foreach on devices with multi-tensor kernels, else single.
+    multi = tc.foreach_supported_devices()
+    default = [
+        "single" if other == "single" or p.device.type not in multi else other for p in params
+    ]
+    if group["fused"] is False or compiling:
+        return default
+    fused = tc.fused_supported_devices()
+    return [
+        "fused"
+        if p.device.type in fused and p.dtype in _FUSED_DTYPES and _fused_safe(p, g, st)
+        else k
+        for p, g, st, k in zip(params, grads, states, default)
+    ]
 
 
 class AdamFamily(Optimizer):
     """Adam with one of the weight-decay rules above; use the named subclasses.
 
     Args:
-        params: iterable of parameters or parameter-group dicts.
-        lr: alpha, the initial learning rate (default 1e-3).
-        betas: (beta1, beta2) in [0, 1) (default (0.9, 0.999)).
+        params: iterable of parameters (or named parameters) or parameter-group dicts.
+        lr: the learning rate (float or 1-element tensor; default 1e-3). The lr each group is
+            built with is kept as that group's alpha (``group["alpha"]``).
+        betas: (beta1, beta2) in [0, 1), both floats or both tensors (default (0.9, 0.999)).
         eps: added to sqrt(v_hat); 0 is allowed and gives exact scale-freeness (default 1e-8).
-        weight_decay: lambda >= 0 (default 0).
-        decay_convention: "schedule" (s = lambda * lr_t / alpha, default) or "lr" (s = lambda * lr_t).
+        weight_decay: lambda >= 0 (default 1e-2 as in torch.optim.AdamW; AdamL2: 0).
         amsgrad: use max(v) over time (Reddi et al. 2018).
+        decay_convention: "lr" (s = lambda * lr_t, torch's; default) or "schedule"
+            (s = lambda * lr_t / alpha, the paper's: lambda is then the decay per step at the
+            initial lr, and an lr schedule scales it).
         maximize: maximize the objective instead of minimizing it.
-        foreach, fused: force torch's multi-tensor or fused Adam kernel; default: fused where
-            torch supports it for the parameters' device and dtype, else foreach.
+        foreach, fused: force torch's multi-tensor or fused Adam kernel (``foreach=False``: the
+            single-tensor loop); default: fused where it is correct, else foreach.
+        capturable: keep the step counter on the device (CUDA graphs, tensor lr with foreach).
         prox_norm: AdamProxL2 only; "group" (default) or "tensor".
+        norm_process_group: AdamProxL2 only; a torch.distributed process group over which the
+            squared group norm is summed, for optimizers that see a shard of the parameters
+            (ZeroRedundancyOptimizer, FSDP1 flat parameters). Not for DTensors (FSDP2), whose
+            norms are global already.
     """
 
     variant: str = ""
@@ -86,47 +208,44 @@ class AdamFamily(Optimizer):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        *,
-        decay_convention: str = "schedule",
+        weight_decay: float = 1e-2,
         amsgrad: bool = False,
+        *,
+        decay_convention: str = DEFAULT_CONVENTION,
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
         prox_norm: str = "group",
+        norm_process_group: Any = None,
     ) -> None:
         if self.variant not in VARIANTS:
             raise TypeError("use one of the named optimizers: " + ", ".join(VARIANTS))
-        if isinstance(lr, Tensor) or not 0.0 <= lr or not math.isfinite(lr):
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps or not math.isfinite(eps):
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        for i, b in enumerate(betas):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {b}")
-        if not 0.0 <= weight_decay or not math.isfinite(weight_decay):
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        betas = _validate(lr, betas, eps, weight_decay, foreach, fused, capturable)
         if decay_convention not in DECAY_CONVENTIONS:
             raise ValueError(
                 f"Invalid decay_convention: {decay_convention!r} (expected 'schedule' or 'lr')"
             )
         if prox_norm not in PROX_NORMS:
             raise ValueError(f"Invalid prox_norm: {prox_norm!r} (expected 'group' or 'tensor')")
-        if foreach and fused:
-            raise ValueError("foreach and fused cannot both be True")
+        if norm_process_group is not None and self.variant != "AdamProxL2":
+            raise ValueError(f"norm_process_group applies to AdamProxL2 only, not {self.variant}")
+        # Not a group key: a process group cannot be saved in a state_dict.
+        self.norm_process_group = norm_process_group
         defaults = dict(
             lr=lr,
-            betas=tuple(betas),
+            betas=betas,
             eps=eps,
             weight_decay=weight_decay,
-            decay_convention=decay_convention,
             amsgrad=amsgrad,
+            decay_convention=decay_convention,
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            capturable=capturable,
             prox_norm=prox_norm,
         )
         super().__init__(params, defaults)
@@ -134,35 +253,101 @@ class AdamFamily(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        # alpha is per group and fixed at construction; LR schedulers use setdefault, so they keep it.
-        group.setdefault("initial_lr", float(group["lr"]))
-        if (
-            group["initial_lr"] <= 0
-            and group["weight_decay"] > 0
-            and group["decay_convention"] == "schedule"
-        ):
+        # alpha: the optimizer's own record of the group's lr at construction (never initial_lr).
+        group.setdefault("alpha", float(group["lr"]))
+        self._check_group(group)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        if group["decay_convention"] not in DECAY_CONVENTIONS:
             raise ValueError(
-                "decay_convention='schedule' needs a positive initial lr (s = lambda * lr / lr_0)"
+                f"Invalid decay_convention: {group['decay_convention']!r} "
+                "(expected 'schedule' or 'lr')"
             )
+        if group["prox_norm"] not in PROX_NORMS:
+            raise ValueError(
+                f"Invalid prox_norm: {group['prox_norm']!r} (expected 'group' or 'tensor')"
+            )
+        if not group["alpha"] > 0 and group["weight_decay"] > 0 and self.variant != "AdamL2":
+            if group["decay_convention"] == "schedule":
+                raise ValueError(
+                    "decay_convention='schedule' needs a positive lr when the group is built "
+                    f"(s = weight_decay * lr_t / alpha, alpha = {group['alpha']}); build it with "
+                    "the initial lr, or use decay_convention='lr'"
+                )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if self.norm_process_group is not None:  # copying then fails loudly, never drops it
+            state["norm_process_group"] = self.norm_process_group
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("norm_process_group", None)
+        # Groups saved by torch.optim.AdamW or an older scalefree lack some keys: torch's defaults.
         for group in self.param_groups:
-            group.setdefault("initial_lr", float(group["lr"]))
+            for key, value in (
+                ("amsgrad", False),
+                ("maximize", False),
+                ("foreach", None),
+                ("fused", None),
+                ("capturable", False),
+                ("decay_convention", DEFAULT_CONVENTION),
+                ("prox_norm", "group"),
+            ):
+                group.setdefault(key, value)
+            group.setdefault("alpha", float(group.get("initial_lr", group["lr"])))
+            on_device = group["capturable"] or group["fused"]
+            for p in group["params"]:
+                st = self.state.get(p, {})
+                if len(st) and not torch.is_tensor(st.get("step")):
+                    st["step"] = torch.tensor(
+                        float(st["step"]),
+                        dtype=tc.scalar_dtype(bool(on_device)),
+                        device=p.device if on_device else "cpu",
+                    )
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def decay_strength(group: dict[str, Any]) -> float:
-        """s for this step: lambda * lr_t / alpha ("schedule") or lambda * lr_t ("lr")."""
-        lr = float(group["lr"])
-        if group["decay_convention"] == "lr":
-            return group["weight_decay"] * lr
-        alpha = float(group["initial_lr"])
-        return group["weight_decay"] * lr / alpha if alpha > 0 else 0.0
+    def decay_strength(group: dict[str, Any]) -> float | Tensor:
+        """s for this step: lambda * lr_t ("lr") or lambda * lr_t / alpha ("schedule")."""
+        if group["weight_decay"] == 0:
+            return 0.0  # also for alpha = 0 (a group built with lr = 0 and no decay)
+        s = group["weight_decay"] * group["lr"]
+        return s if group["decay_convention"] == "lr" else s / group["alpha"]
 
-    def _gather(self, group: dict[str, Any]) -> tuple[bool, list[list[Tensor]]]:
-        """Parameters with gradients and their state; decides fused vs foreach for the group."""
-        params = []
+    def _check_decay_strengths(self) -> None:
+        """Raise before anything changes when a step would flip or zero the weights (s >= 1)."""
+        if self.variant != "AdamW":
+            # Only (1 - s) x flips or zeroes x at s >= 1. AdamL2 has no multiplicative decay;
+            # (x - u) / (1 + s) and D / (D + s) shrink for any s >= 0; for AdamProxL1/L2, s is a
+            # threshold in the units of x (or of its norm), where s >= 1 is an ordinary value.
+            return
+        for i, group in enumerate(self.param_groups):
+            if group["weight_decay"] == 0:
+                continue
+            if isinstance(group["lr"], Tensor) and group["lr"].device.type != "cpu":
+                continue  # would sync the device every step (and break CUDA graphs)
+            s = float(self.decay_strength(group))
+            if s >= 1:
+                conv = group["decay_convention"]
+                formula = "weight_decay * lr" + (" / alpha" if conv == "schedule" else "")
+                raise ValueError(
+                    f"{self.variant}: decay strength s = {formula} = {s:.6g} >= 1 in param group "
+                    f"{i} (weight_decay={group['weight_decay']}, lr={float(group['lr']):.6g}, "
+                    f"alpha={group['alpha']:.6g}, decay_convention={conv!r}); a step would flip or "
+                    "zero the weights, so none was taken. Lower weight_decay or lr"
+                    + (
+                        "; note 'schedule' is the paper's convention (lambda is the decay per "
+                        "step at the initial lr), torch's is decay_convention='lr'"
+                        if conv == "schedule"
+                        else "; with torch's convention 'lr', weight_decay is per unit of lr"
+                    )
+                )
+
+    def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, compiling):
+        """Collect the parameters with gradients and their state (created on first use) and pick
+        each one's kernel. torch.compile runs this eagerly (torch's ``_init_group`` protocol)."""
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -170,116 +355,159 @@ class AdamFamily(Optimizer):
                 raise RuntimeError(f"{self.variant} does not support sparse gradients")
             if torch.is_complex(p):
                 raise RuntimeError(f"{self.variant} does not support complex parameters")
-            params.append(p)
-        fused = bool(params) and self._use_fused(group, params)
-        lists: list[list[Tensor]] = [params, [], [], [], [], []]
-        cpu = torch.device("cpu")
-        for p in params:
+            if group["foreach"] and isinstance(group["lr"], Tensor) and not group["capturable"]:
+                raise RuntimeError(
+                    "lr as a Tensor is not supported for capturable=False and foreach=True"
+                )
             state = self.state[p]
             if len(state) == 0:
-                state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if group["amsgrad"]:
-                    state["max_exp_avg_sq"] = torch.zeros_like(
-                        p, memory_format=torch.preserve_format
-                    )
-            # Fused kernels want a float32 step on the parameter's device; the others a CPU step
-            # (no device sync per bias correction). A loaded state_dict may hold either.
-            want = p.device if fused else cpu
-            if state["step"].device != want:
-                state["step"] = state["step"].to(
-                    want, torch.float32 if fused else _get_scalar_dtype()
-                )
-            lists[1].append(p.grad)
-            lists[2].append(state["exp_avg"])
-            lists[3].append(state["exp_avg_sq"])
+                if group["fused"]:
+                    tc.check_fused_device_dtype(p)
+                state["step"] = torch.tensor(0.0, dtype=tc.scalar_dtype())
+                for key in ("exp_avg", "exp_avg_sq") + (
+                    ("max_exp_avg_sq",) if group["amsgrad"] else ()
+                ):
+                    state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
             if group["amsgrad"]:
-                lists[4].append(state["max_exp_avg_sq"])
-            lists[5].append(state["step"])
-        return fused, lists
+                max_sqs.append(state["max_exp_avg_sq"])
+        self._check_sharding(group, params)
+        states = [[self.state[p][k] for k in ("exp_avg", "exp_avg_sq")] for p in params]
+        kernels = choose_kernels(group, params, grads, states, compiling)
+        for p, kernel in zip(params, kernels):
+            steps.append(self._place_step(group, p, kernel))
+        return tuple(kernels)
 
-    @staticmethod
-    def _use_fused(group: dict[str, Any], params: list[Tensor]) -> bool:
-        if group["fused"] is not None:
-            return bool(group["fused"]) and group["eps"] > 0
-        if group["foreach"] or group["eps"] == 0:
-            return False
-        supported = _get_fused_kernels_supported_devices()
-        return all(
-            p.device.type in supported
-            and p.dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)
-            for p in params
-        )
+    def _place_step(self, group, p: Tensor, kernel: str) -> Tensor:
+        """fused / capturable kernels want a float32 step on the parameter's device, the others a
+        CPU step (no device sync per bias correction); a loaded state_dict may hold either."""
+        state = self.state[p]
+        on_device = kernel == "fused" or group["capturable"]
+        device = p.device if on_device else torch.device("cpu")
+        dtype = torch.float32 if kernel == "fused" else tc.scalar_dtype(group["capturable"])
+        if state["step"].device != device or state["step"].dtype != dtype:
+            state["step"] = state["step"].to(device, dtype)
+        return state["step"]
+
+    def _check_sharding(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """AdamProxL2's norms must be global: refuse the sharded layouts that would make them local."""
+        if self.variant != "AdamProxL2" or not any(tc.is_flat_param(p) for p in params):
+            return
+        if group["prox_norm"] == "tensor":
+            raise ValueError(
+                "AdamProxL2 with prox_norm='tensor' cannot run on FSDP flat parameters (FSDP1 "
+                "flattens many tensors into one shard, so per-tensor norms do not exist there); "
+                "use prox_norm='group' with norm_process_group, FSDP2 (fully_shard), or "
+                "FSDP(use_orig_params=True) without sharding"
+            )
+        if self.norm_process_group is None and tc.distributed_world_size() > 1:
+            raise ValueError(
+                "AdamProxL2 on FSDP flat parameters sees one shard per rank, so its group norm "
+                "would be a per-shard norm; pass norm_process_group=<the FSDP process group> "
+                "(e.g. torch.distributed.group.WORLD) so the squared norm is summed over ranks"
+            )
 
     # ------------------------------------------------------------------ step
-    @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Perform one optimization step (``closure`` re-evaluates the model, returns the loss)."""
+        if not torch.compiler.is_compiling():
+            self._check_decay_strengths()
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            fused, (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps) = self._gather(group)
-            if not params:
-                continue
-            s = self.decay_strength(group)
-            tensors = (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps)
-            if _kernels.group_step(self.variant, group, tensors, s):
-                continue  # Adam step and decay/prox in one compiled pass
-            self._adam_step(group, fused, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, s)
-            if s > 0:
-                self._prox(group, params, exp_avg_sqs, max_sqs, steps, s)
+        prev = torch.is_grad_enabled()
+        try:
+            # As torch.optim does: graph breaks around the update, so that torch.compile traces
+            # _update as one no-grad (inference) graph that updates the parameters in place.
+            torch.set_grad_enabled(False)
+            tc.graph_break()
+            self._update()
+        finally:
+            tc.graph_break()
+            torch.set_grad_enabled(prev)
         return loss
 
-    def _adam_step(
-        self, group, fused, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, s
-    ) -> None:
-        beta1, beta2 = group["betas"]
+    def _update(self) -> None:
+        for group in self.param_groups:
+            self._step_group(group, torch.compiler.is_compiling())
+
+    def _step_group(self, group: dict[str, Any], compiling: bool) -> None:
+        params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps = [], [], [], [], [], []
+        kernels = self._init_group(
+            group, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, compiling
+        )
+        lists = (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps)
+        s = self.decay_strength(group)
+        if params and self._one_pass(group, lists, s, compiling):
+            return  # Adam step and decay/prox in one pass (optim/_kernels.py)
+        if params:
+            self._adam_step(group, kernels, lists, s)
+        collective = self.variant == "AdamProxL2" and self.norm_process_group is not None
+        if group["weight_decay"] != 0 and (params or collective):
+            self._prox(group, params, exp_avg_sqs, max_sqs, steps, s)
+
+    def _one_pass(self, group, lists, s, compiling: bool) -> bool:
+        """The one-pass CPU kernel where it applies (plain CPU tensors, float lr, no explicit
+        foreach/fused, not compiling, no cross-rank norm); False: torch's kernels below."""
+        if compiling or group["capturable"]:
+            return False
+        if self.variant == "AdamProxL2" and self.norm_process_group is not None:
+            return False  # its group norm needs an all-reduce between the two passes
+        return _kernels.group_step(self.variant, group, lists, s)
+
+    def _adam_step(self, group, kernels, lists, s) -> None:
         lam = group["weight_decay"]
-        lr = float(group["lr"])
-        # The decays that coincide with torch's own kernels are folded into them.
+        lr = group["lr"]
+        # The decays that coincide with torch's own kernels are folded into them. Both
+        # conventions give s / lr_t = lambda / alpha or lambda: no division by a (maybe zero) lr.
+        per_lr = lam if group["decay_convention"] == "lr" else lam / group["alpha"] if lam else 0.0
         if self.variant == "AdamL2":
             wd, decoupled = lam, False
         elif self.variant == "AdamW":
-            # torch AdamW multiplies x by (1 - lr_t * wd) before the step: wd = s / lr_t.
-            wd, decoupled = (s / lr if lr > 0 else 0.0), True
+            wd, decoupled = per_lr, True  # torch AdamW: x <- (1 - lr_t wd) x = (1 - s) x
         elif self.variant == "AdamProx":
             # (x - u) / (1 + s) = x (1 - lr' wd') - lr' m_hat / D with lr' = lr_t / (1 + s) and
             # wd' = s / lr_t: exactly torch AdamW's update, so no separate prox pass is needed.
-            wd, decoupled = (s / lr if lr > 0 else 0.0), True
-            lr = lr / (1.0 + s)
+            wd, decoupled = per_lr, True
+            lr = lr / (1 + s)
         else:
             wd, decoupled = 0.0, False
-        tensors = (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps)
-        common = dict(amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr, weight_decay=wd,
-                      maximize=group["maximize"])  # fmt: skip
-        if group["eps"] == 0:
-            _adam_eps0(*tensors, decoupled=decoupled, **common)
-            return
-        _torch_adam(
-            *tensors,
-            foreach=None if fused else (group["foreach"] if group["foreach"] is not None else True),
-            fused=fused or None,
-            decoupled_weight_decay=decoupled,
-            eps=group["eps"],
-            **common,
-        )
+        beta1, beta2 = group["betas"]
+        common = dict(amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
+                      weight_decay=wd, maximize=group["maximize"])  # fmt: skip
+        for kernel in dict.fromkeys(kernels):
+            idx = [i for i, k in enumerate(kernels) if k == kernel]
+            sub = [[lst[i] for i in idx] if lst else [] for lst in lists]
+            if kernel == "eps0":
+                _adam_eps0(*sub, decoupled=decoupled, **common)
+                continue
+            tc.torch_adam(
+                *sub,
+                foreach=kernel == "foreach",
+                fused=kernel == "fused",
+                capturable=group["capturable"],
+                decoupled_weight_decay=decoupled,
+                eps=group["eps"],
+                **common,
+            )
 
     def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
         """Proximal post-step on y = x - u (x now holds y). AdamL2/AdamW/AdamProx are complete."""
         v = self.variant
         if v == "AdamProxL1":
-            # sign(y) max(|y| - s, 0) is softshrink: one in-place pass per tensor, no temporaries.
-            for p in params:
-                torch._C._nn.softshrink(p, s, out=p)
+            if not isinstance(s, Tensor) and not torch.compiler.is_compiling():
+                for p in params:
+                    tc.softshrink_(p, s)  # one in-place pass per tensor, no temporaries
+            else:  # tensor lr, or symbolic s under torch.compile (clamp(y, -s, s) would
+                for p in params:  # specialize on s and recompile whenever the lr changes)
+                    magnitude = (p.abs() - s).clamp_min_(0.0)
+                    p.sign_().mul_(magnitude)
         elif v == "AdamProxL2":
-            norms = torch._foreach_norm(params)
-            if group["prox_norm"] == "group":
-                total = torch.linalg.vector_norm(torch.stack(norms))
-                torch._foreach_mul_(params, _shrink(total, s))  # one scalar for the whole group
-            else:
-                torch._foreach_mul_(params, list(_shrink(torch.stack(norms), s).unbind()))
+            _prox_l2(group, params, s, self.norm_process_group)
         elif v == "AdamProxD":
             # x <- (D x - lr m_hat) / (D + s) = y * D / (D + s), with D from the state after this
             # step. With c = sqrt(1 - beta2^t): D c = sqrt(v) + c eps, so D / (D + s) =
@@ -287,9 +515,9 @@ class AdamFamily(Optimizer):
             # temporary stays in cache; D = 0 and s > 0 give 0, the prox problem's minimizer.
             beta2, eps = group["betas"][1], group["eps"]
             sq = max_sqs if group["amsgrad"] else exp_avg_sqs
-            for x, v, t in zip(params, sq, steps):
-                c = math.sqrt(1.0 - beta2 ** float(t))
-                d = v.sqrt().add_(c * eps)
+            for x, v2, t in zip(params, sq, steps):
+                c = (1 - beta2 ** _step_value(t, x)) ** 0.5
+                d = v2.sqrt().add_(c * eps)
                 x.mul_(d)
                 x.div_(d.add_(c * s))
 
@@ -300,7 +528,7 @@ class AdamFamily(Optimizer):
         sq = max_sqs if group["amsgrad"] else exp_avg_sqs
         out = []
         for v, t in zip(sq, steps):
-            bc2 = 1.0 - beta2 ** float(t)
+            bc2 = 1.0 - float(beta2) ** float(t)
             out.append((v.sqrt() / math.sqrt(bc2)).add_(group["eps"]))
         return out
 
@@ -313,7 +541,7 @@ class AdamFamily(Optimizer):
         """
         out: dict[Tensor, Tensor] = {}
         for group in self.param_groups:
-            beta1 = group["betas"][0]
+            beta1 = float(group["betas"][0])
             live = [p for p in group["params"] if p in self.state and "exp_avg" in self.state[p]]
             if not live:
                 continue
@@ -332,9 +560,45 @@ class AdamFamily(Optimizer):
         return out
 
 
-def _shrink(norm: Tensor, s: float) -> Tensor:
+def _shrink(norm: Tensor, s: float | Tensor) -> Tensor:
     """max(1 - s / ||y||, 0), with ||y|| = 0 -> 0 (y is 0 then anyway)."""
     return torch.where(norm > 0, (1.0 - s / norm).clamp_min(0.0), torch.zeros_like(norm))
+
+
+def _prox_l2(group, params: list[Tensor], s, process_group) -> None:
+    """Block soft-threshold of y by s: over the whole group (the squared norm summed over
+    ``process_group`` when the parameters are shards), or tensor by tensor."""
+    norms = tc.foreach_norm(params) if params else []
+    if group["prox_norm"] == "tensor":
+        if params:
+            torch._foreach_mul_(params, list(_shrink(torch.stack(norms), s).unbind()))
+        return
+    if process_group is None:
+        total = torch.linalg.vector_norm(torch.stack(norms))
+    else:
+        if any(tc.is_dtensor(p) for p in params):
+            raise ValueError(
+                "AdamProxL2: these parameters are DTensors (FSDP2 / tensor parallel), whose norms "
+                "are global already; pass norm_process_group=None"
+            )
+        if params:
+            acc = torch.promote_types(norms[0].dtype, torch.float32)
+            sq = torch.stack([n.to(acc) for n in norms]).square().sum()
+        else:  # this rank holds no parameter of the group but must join the all-reduce
+            sq = torch.zeros((), dtype=torch.float64, device=tc.collective_device(process_group))
+        tc.all_reduce_sum_(sq, process_group)
+        total = sq.sqrt()
+    if params:
+        torch._foreach_mul_(params, _shrink(total, s).to(params[0].dtype))
+
+
+def _step_value(step: Tensor, p: Tensor) -> float | Tensor:
+    """t for bias corrections: a Python float in eager mode (as torch does: exact, fast); a 0-d
+    tensor of p's precision when compiling or when the step lives on an accelerator (no host sync,
+    no graph break)."""
+    if step.device.type == "cpu" and not torch.compiler.is_compiling():
+        return float(step)
+    return step.to(torch.promote_types(p.dtype, torch.float32))
 
 
 def _adam_eps0(
@@ -353,43 +617,78 @@ def _adam_eps0(
     decoupled,
     maximize,
 ) -> None:
-    """Per-tensor Adam with eps = 0 and 0/0 := 0 (torch's kernels would produce NaN there)."""
+    """Per-tensor Adam with eps = 0 and 0/0 := 0 (torch's kernels would produce NaN there).
+    Under torch.compile the bias corrections are 0-d tensors (see ``_step_value``)."""
     for i, p in enumerate(params):
         g = -grads[i] if maximize else grads[i]
         if weight_decay and not decoupled:
             g = g.add(p, alpha=weight_decay)
         elif weight_decay:
-            p.mul_(1.0 - lr * weight_decay)
+            p.mul_(1 - lr * weight_decay)
         steps[i] += 1
-        t = float(steps[i])
-        exp_avgs[i].lerp_(g, 1.0 - beta1)
-        exp_avg_sqs[i].mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        t = _step_value(steps[i], p)
+        exp_avgs[i].lerp_(g, 1 - beta1)
+        exp_avg_sqs[i].mul_(beta2).addcmul_(g, g, value=1 - beta2)
         v = exp_avg_sqs[i]
         if amsgrad:
             torch.maximum(max_sqs[i], v, out=max_sqs[i])
             v = max_sqs[i]
-        denom = v.sqrt() / math.sqrt(1.0 - beta2**t)
-        step = exp_avgs[i] * (lr / (1.0 - beta1**t)) / denom
+        denom = v.sqrt() / (1 - beta2**t) ** 0.5
+        step = exp_avgs[i] * (lr / (1 - beta1**t)) / denom
         p.sub_(torch.where(denom > 0, step, torch.zeros_like(step)))
 
 
-def _variant(name: str, doc: str) -> type[AdamFamily]:
-    return type(
-        name, (AdamFamily,), {"variant": name, "__doc__": doc + "\n\n" + AdamFamily.__doc__}
-    )
-
-
-AdamL2 = _variant(
-    "AdamL2", "Adam on f + (lambda/2)||x||^2: x <- x - u with lambda x inside g (Algorithm 1)."
+_DEFAULTS_NOTE = (
+    "Defaults are torch's (decay_convention='lr', weight_decay={wd}); the paper and "
+    "``scalefree train`` use decay_convention='schedule' (s = weight_decay * lr_t / alpha)."
 )
+
+
+def _variant(name: str, doc: str, weight_decay: float = 1e-2) -> type[AdamFamily]:
+    note = _DEFAULTS_NOTE.format(wd=weight_decay)
+    cls = type(name, (AdamFamily,), {"variant": name})
+    cls.__doc__ = f"{doc}\n\n{note}\n\n{AdamFamily.__doc__}"
+    return cls
+
+
+class AdamL2(AdamFamily):
+    """Adam on f + (lambda/2)||x||^2: x <- x - u with lambda x inside g (Algorithm 1).
+
+    Defaults are torch.optim.Adam's (weight_decay=0); ``AdamL2(p, lr, weight_decay=wd)`` equals
+    ``torch.optim.Adam(p, lr, weight_decay=wd)``. decay_convention does not affect it.
+    """
+
+    variant = "AdamL2"
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **kwargs)
+
+
+AdamL2.__doc__ = f"{AdamL2.__doc__}\n{AdamFamily.__doc__}"
+
 AdamW = _variant(
-    "AdamW", "Decoupled weight decay: x <- (1 - s) x - u (paper eq. (4); Loshchilov & Hutter)."
+    "AdamW",
+    "Decoupled weight decay: x <- (1 - s) x - u (paper eq. (4); Loshchilov & Hutter).\n\n"
+    "With the defaults, ``AdamW(p, ...)`` equals ``torch.optim.AdamW(p, ...)`` for the same "
+    "arguments.",
 )
 AdamProx = _variant(
     "AdamProx", "Proximal Adam for (lambda/2)||x||^2: x <- (x - u) / (1 + s) (paper eq. (5))."
 )
 AdamProxL2 = _variant(
-    "AdamProxL2", "Proximal Adam for lambda ||x|| (group norm): block soft-threshold of y = x - u."
+    "AdamProxL2",
+    "Proximal Adam for lambda ||x|| (group norm): block soft-threshold of y = x - u.\n\n"
+    "Sharded parameters: under ZeroRedundancyOptimizer pass norm_process_group (e.g. "
+    "torch.distributed.group.WORLD) so the group norm is global; FSDP2 DTensors need nothing.",
 )
 AdamProxL1 = _variant(
     "AdamProxL1", "Proximal Adam for lambda ||x||_1: soft-threshold of y = x - u by s."

@@ -39,10 +39,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--weight-decay", type=float, default=1e-2)
     p.add_argument("--eps", type=float, nargs="+", default=[0.0, 1e-8], dest="eps_values")
+    p.add_argument(
+        "--decay-convention",
+        choices=("schedule", "lr"),
+        default="schedule",
+        help="Adam family: schedule (s = weight_decay*lr_t/alpha, the paper's; default) or lr "
+        "(s = weight_decay*lr_t, torch's and the library classes' default)",
+    )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    _document(p)
     p.set_defaults(func=run)
+
+
+# Help and metavar of the numeric flags, by dest (every default is shown by --help).
+_FLAG_HELP = {
+    "steps": ("N", "optimizer steps per run"),
+    "lr": ("LR", "learning rate alpha of every run"),
+    "weight_decay": ("LAMBDA", "weight decay lambda of every run"),
+    "eps_values": ("EPS", "Adam epsilons to check, one table column each; only eps = 0 is exactly "
+                   "scale-free"),
+    "dtype": (None, "precision of the problem and the optimizer state; float64 shows the ~1e-16 "
+              "of an exactly scale-free method"),
+    "seed": (None, "seed of the random problem and of the gradient scales"),
+}  # fmt: skip
+
+
+def _document(p: argparse.ArgumentParser) -> None:
+    for action in p._actions:
+        if action.dest in _FLAG_HELP and action.help is None:
+            metavar, text = _FLAG_HELP[action.dest]
+            default = action.default
+            shown = " ".join(f"{v:g}" for v in default) if isinstance(default, list) else default
+            action.help = f"{text} (default: {shown})"
+            if metavar is not None:
+                action.metavar = metavar
 
 
 def _load_factory(spec: str):
@@ -73,10 +105,12 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         dtype=getattr(torch, args.dtype),
+        decay_convention=args.decay_convention,
     )
     print(
         f"scale-freeness check: {args.steps} steps, lr={args.lr:g}, weight_decay={args.weight_decay:g}, "
-        f"{args.dtype}, gradient scales log-uniform in [1e-3, 1e3]"
+        f"decay_convention={args.decay_convention} (Adam family), {args.dtype}, "
+        "gradient scales log-uniform in [1e-3, 1e3]"
     )
     print(format_table(results))
     if args.json:

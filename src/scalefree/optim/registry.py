@@ -2,7 +2,9 @@
 
 Every factory is called as ``factory(params, lr=..., weight_decay=..., **options)``; ``options``
 lists the extra keywords an entry accepts (``betas``, ``eps``, ``amsgrad``, ``decay_convention``,
-...). For the baselines ``weight_decay`` is torch's L2 term (added to the gradient).
+...). For the baselines ``weight_decay`` is torch's L2 term (added to the gradient). The Adam family
+entries take the classes' defaults (torch's decay_convention="lr") unless ``decay_convention`` is
+passed; ``scalefree train``, sweeps and ``check-scale-free`` pass the paper's "schedule".
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from scalefree.registry import Entry, Registry
 OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer")
 
 _ADAM_OPTIONS = frozenset(
-    {"betas", "eps", "amsgrad", "maximize", "decay_convention", "foreach", "fused"}
+    {"betas", "eps", "amsgrad", "maximize", "decay_convention", "foreach", "fused", "capturable"}
 )
 
 _FAMILY = {
@@ -40,7 +42,9 @@ _FAMILY = {
     "AdamProxD": ("prox of (lambda/2)||x||^2 in the Adam metric D (seed 004)", set()),
 }
 for _name, (_desc, _tags) in _FAMILY.items():
-    _opts = _ADAM_OPTIONS | ({"prox_norm"} if _name == "AdamProxL2" else set())
+    _opts = _ADAM_OPTIONS | (
+        {"prox_norm", "norm_process_group"} if _name == "AdamProxL2" else set()
+    )
     OPTIMIZERS.register(
         Entry(
             _name,

@@ -94,8 +94,12 @@ def check_scale_free(
     steps: int = 100,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
+    decay_convention: str = "schedule",
 ) -> list[ScaleFreeResult]:
-    """Check registered optimizers (all by default) or a user ``factory(params) -> Optimizer``."""
+    """Check registered optimizers (all by default) or a user ``factory(params) -> Optimizer``.
+
+    The Adam family runs in the paper's decay convention by default (s = weight_decay * lr_t /
+    alpha), so ``weight_decay`` means what it means in the paper; "lr" gives torch's."""
     results: list[ScaleFreeResult] = []
     if factory is not None:
         return [
@@ -105,9 +109,10 @@ def check_scale_free(
         ]
     for name in names or OPTIMIZERS.names():
         name = OPTIMIZERS.canonical(name)
-        has_eps = "eps" in accepted_options(name)
-        for eps in eps_values if has_eps else (None,):
-            opts = {"eps": eps} if eps is not None else {}
+        accepted = accepted_options(name)
+        conv = {"decay_convention": decay_convention} if "decay_convention" in accepted else {}
+        for eps in eps_values if "eps" in accepted else (None,):
+            opts = ({"eps": eps} if eps is not None else {}) | conv
 
             def make(params, name=name, opts=opts):
                 return build_optimizer(name, params, lr=lr, weight_decay=weight_decay, **opts)

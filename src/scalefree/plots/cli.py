@@ -17,7 +17,7 @@ from scalefree.errors import UsageError
 from scalefree.results import RunRecord
 from scalefree.train.stats import QUANTITIES
 
-from . import figures
+from . import figures, layout
 from .report import ensure_runs, write_report_files
 from .tables import group_runs
 
@@ -224,13 +224,14 @@ def _per_group(args: argparse.Namespace, kind: str, draw: Callable) -> int:
         present = {str(r.get("optim_method")) for r in group}
         meth = [m for m in methods if m in present] if methods else None
         try:
-            draw(group, path, meth)
+            fig = draw(group, path, meth)
         except figures.NothingToPlot as exc:
             if len(groups) == 1:
                 raise
             skipped.append(f"{key.label}: {exc}")
             continue
         written.append(path)
+        _print_notes(fig, key.label)
     for note in skipped:
         print(f"skipped {note}", file=sys.stderr)
     if not written:
@@ -277,11 +278,18 @@ def _run_correlation(args: argparse.Namespace) -> int:
     baseline = _canonical_methods(runs, [args.baseline]) or [args.baseline]
     method = _canonical_methods(runs, [args.method]) or [args.method]
     path = _out_path(args, "correlation")
-    figures.correlation(
+    fig = figures.correlation(
         runs, path, baseline=baseline[0], method=method[0], quantity=args.quantity, title=args.title
     )
+    _print_notes(fig, "correlation")
     print(path)
     return 0
+
+
+def _print_notes(fig, what: str) -> None:
+    """The figure's notes (results at chance or within noise) also on stderr."""
+    for note in layout.notes(fig):
+        print(f"note ({what}): {note}", file=sys.stderr)
 
 
 def _run_report(args: argparse.Namespace) -> int:

@@ -24,19 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse
+from matplotlib.patches import Ellipse, Rectangle
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 from scalefree.errors import UsageError
-from scalefree.io import atomic_save
 from scalefree.results import DIVERGED_ERROR, RunRecord
 from scalefree.train.config import fmt_num
 from scalefree.train.stats import QUANTITIES, UpdateStats, iqr_log2, load_stats
 
+from .layout import DPI, finish, new_figure, save_png  # noqa: F401 - re-exported
 from .tables import Cell, GroupKey, GroupSummary, MethodGrid, summarize
+from .verdict import Verdict, eval_size, judge, judge_group, num_classes
 
 # One colour per method in every figure, so AdamL2 / AdamW read the same everywhere.
 METHOD_COLORS = {
@@ -61,7 +61,10 @@ QUANTITY_LABELS = {
 # Bright = low error, darker = worse, near-black grey = diverged: "darker is worse" throughout.
 # Perceptually uniform and colour-blind safe; the black best-circle stands out on every colour.
 HEATMAP_CMAP = "viridis_r"
-DPI = 150
+DIVERGED_HATCH = "////"
+SHORT_SERIES = 30  # curves with at most this many points get a marker on each
+MIN_ACC_SPAN = 10.0  # percentage points: an accuracy axis never zooms in further
+MIN_SPREAD_SPAN = 1.0  # log2 units: nor does the update-spread axis
 
 
 class NothingToPlot(UsageError):
@@ -70,19 +73,6 @@ class NothingToPlot(UsageError):
 
 def method_color(method: str) -> str:
     return METHOD_COLORS.get(method, "tab:gray")
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` as PNG, atomically (a reader never sees half an image)."""
-    path = Path(path)
-    atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
-    return path
 
 
 def one_group(runs: Sequence[RunRecord] | GroupSummary) -> GroupSummary:
@@ -142,20 +132,28 @@ def tick_labels(values: Sequence[float]) -> tuple[list[str], str]:
     return sci, ""
 
 
-def _heatmap_norm(grids: Sequence[MethodGrid]) -> Normalize:
+def _heatmap_norm(grids: Sequence[MethodGrid], verdict: Verdict) -> Normalize:
     """Shared colour scale over the panels, spanning the cells where no seed diverged.
 
     Cells with diverged seeds (1.1 averaged in) lie above it and take the colormap's "over"
     colour, their value still written in the cell: stretching the scale to 1.1 would wash out the
-    differences among the runs that trained, which is what the figure is for."""
+    differences among the runs that trained, which is what the figure is for. But the scale never
+    stretches noise into colour: when every cell is at chance it runs from 0 to chance (all cells
+    take the "worst" colour), and it is never narrower than the noise level (centred on the
+    cells), so equal results look equal."""
     clean = [
         c.mean for g in grids for c in g.cells.values() if c.n and not (c.n_diverged or c.n_failed)
     ]
     if not clean:
         return Normalize(0.0, DIVERGED_ERROR)
     lo, hi = min(clean), max(clean)
-    if hi - lo < 1e-6:
-        lo, hi = lo - 0.005, hi + 0.005
+    if verdict.at_chance:
+        return Normalize(0.0, max(hi, verdict.chance_error))
+    span = max(verdict.noise, 1e-3)
+    if hi - lo < span:
+        mid = 0.5 * (lo + hi)
+        lo = max(0.0, mid - 0.5 * span)
+        hi = lo + span
     return Normalize(lo, hi)
 
 
@@ -168,17 +166,21 @@ def heatmap(
 ) -> Figure:
     """Final top-1 test error over initial step size eta0 (rows) x weight decay (columns), one
     panel per method on a shared colour scale; the best setting of each method is circled in black
-    (paper Figures 2, 3 left, 4, 5, 6). Diverged runs count as 1.1.
+    (paper Figures 2, 3 left, 4, 5, 6). Diverged runs count as 1.1 and are hatched. When no cell
+    rises above chance or above noise (:mod:`scalefree.plots.verdict`), a note under the panels
+    says so.
 
     The best marker is an ``Ellipse`` patch with gid ``"best"`` centred on (column, row) of the
-    panel's image; each panel's image array holds the mean errors (rows eta0 ascending).
+    panel's image; each panel's image array holds the mean errors (rows eta0 ascending); cells with
+    diverged or failed seeds carry a hatched ``Rectangle`` with gid ``"diverged"``.
     """
     summary = one_group(runs)
     methods = _select_methods(summary, methods)
     grids = [summary.grids[m] for m in methods]
     if not any(np.isfinite(g.matrix()).any() for g in grids):
         raise NothingToPlot(f"no finished runs in {summary.key.label} yet")
-    norm = _heatmap_norm(grids)
+    verdict = judge_group(summary, methods)
+    norm = _heatmap_norm(grids, verdict)
     cmap = _colormap()
 
     max_rows = max(len(g.eta0s) for g in grids)
@@ -187,64 +189,87 @@ def heatmap(
     # Panels never narrower than their three-line title, even for a 1 x 1 grid.
     cell_in = 0.62
     panel_w = max(2.6, 1.0 + cell_in * max_cols)
-    fig = _new_figure(panel_w * len(grids) + 1.2, 2.5 + cell_in * max_rows)
-    axes = fig.subplots(1, len(grids), squeeze=False)[0]
+    fig, panel = new_figure(
+        panel_w * len(grids) + 1.2, 2.5 + cell_in * max_rows, verdict.note("grid cells")
+    )
+    axes = panel.subplots(1, len(grids), squeeze=False)[0]
     image = None
     fontsize = 8 if max_cols <= 7 else 6.5
     for ax, g in zip(axes, grids):
-        data = g.matrix()
-        image = ax.imshow(
-            np.ma.masked_invalid(data),
-            cmap=cmap,
-            norm=norm,
-            aspect="equal",
-            interpolation="nearest",
-        )
-        for i in range(data.shape[0]):
-            for j in range(data.shape[1]):
-                cell = g.cell(g.eta0s[i], g.weight_decays[j])
-                _annotate_cell(ax, i, j, cell, data[i, j], norm, cmap, fontsize)
-        best = g.best_index()
-        if best is not None:
-            i, j = best
-            ax.add_patch(
-                Ellipse(
-                    (j, i),
-                    0.9,
-                    0.9,
-                    fill=False,
-                    edgecolor="black",
-                    linewidth=2.2,
-                    gid="best",
-                )
-            )
-        (e_labels, e_unit), (w_labels, w_unit) = tick_labels(g.eta0s), tick_labels(g.weight_decays)
-        ax.set_yticks(range(len(g.eta0s)), e_labels)
-        ax.set_xticks(range(len(g.weight_decays)), w_labels)
-        ax.set_ylabel(f"Initial step size η0{e_unit}")
-        ax.set_xlabel(f"Weight decay λ{w_unit}")
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        b = g.best
-        sub = (
-            f"best {b.mean:.4f}\n(η0={fmt_num(b.eta0)}, λ={fmt_num(b.weight_decay)})"
-            if b
-            else "no finished run"
-        )
-        ax.set_title(f"{g.method}\n{sub}", fontsize=9.5)
-    cbar = fig.colorbar(image, ax=list(axes), extend="max", shrink=0.85, pad=0.03)
+        image = _heatmap_panel(ax, g, norm, cmap, fontsize, verdict.meaningful)
+    cbar = panel.colorbar(image, ax=list(axes), extend="max", shrink=0.85, pad=0.03)
     cbar.set_label("Final test error", fontsize=9)
+    chance = verdict.chance_error
+    on_scale = chance is not None and norm.vmin <= chance <= norm.vmax
+    if on_scale:
+        cbar.ax.axhline(chance, color="white", lw=1.5, ls="--", gid="chance")
     # The legend of the encodings, once, under the panels (kept inside the constrained layout).
-    fig.supxlabel(
-        f"○ best setting per method   ■ grey: diverged seeds (counted as "
-        f"{fmt_num(DIVERGED_ERROR)})   — no run",
+    panel.supxlabel(
+        f"○ best setting per method   ▨ hatched: diverged seeds (counted as "
+        f"{fmt_num(DIVERGED_ERROR)})   — no run"
+        + (f"   -- on the colour bar: chance ({chance:.2f})" if on_scale else ""),
         fontsize=8,
         color="dimgray",
     )
-    fig.suptitle(title or f"Final top-1 test error — {summary.key.label}", fontsize=11)
-    save_png(fig, path)
-    return fig
+    panel.suptitle(title or f"Final top-1 test error — {summary.key.label}", fontsize=11)
+    return finish(fig, path)
+
+
+def _heatmap_panel(ax, g: MethodGrid, norm: Normalize, cmap, fontsize: float, meaningful: bool):
+    """One method's grid: image, cell texts, hatching of diverged cells, the best circle (dashed
+    grey when the cells are at chance or within noise: a "best" that is not better)."""
+    data = g.matrix()
+    image = ax.imshow(
+        np.ma.masked_invalid(data), cmap=cmap, norm=norm, aspect="equal", interpolation="nearest"
+    )
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            cell = g.cell(g.eta0s[i], g.weight_decays[j])
+            _annotate_cell(ax, i, j, cell, data[i, j], norm, cmap, fontsize)
+            if cell is not None and cell.n_diverged + cell.n_failed:
+                ax.add_patch(
+                    Rectangle(
+                        (j - 0.5, i - 0.5),
+                        1,
+                        1,
+                        fill=False,
+                        hatch=DIVERGED_HATCH,
+                        edgecolor="#9a9a9a",
+                        lw=0,
+                        gid="diverged",
+                    )
+                )
+    best = g.best_index()
+    if best is not None:
+        i, j = best
+        ax.add_patch(
+            Ellipse(
+                (j, i),
+                0.9,
+                0.9,
+                fill=False,
+                edgecolor="black" if meaningful else "#b0b0b0",
+                linestyle="-" if meaningful else "--",
+                linewidth=2.2,
+                gid="best",
+            )
+        )
+    (e_labels, e_unit), (w_labels, w_unit) = tick_labels(g.eta0s), tick_labels(g.weight_decays)
+    ax.set_yticks(range(len(g.eta0s)), e_labels)
+    ax.set_xticks(range(len(g.weight_decays)), w_labels)
+    ax.set_ylabel(f"Initial step size η0{e_unit}")
+    ax.set_xlabel(f"Weight decay λ{w_unit}")
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    b = g.best
+    sub = (
+        f"best {b.mean:.4f}\n(η0={fmt_num(b.eta0)}, λ={fmt_num(b.weight_decay)})"
+        if b
+        else "no finished run"
+    )
+    ax.set_title(f"{g.method}\n{sub}", fontsize=9.5)
+    return image
 
 
 def _colormap():
@@ -345,6 +370,8 @@ def curves(
 ) -> Figure:
     """Training loss (log scale) and test accuracy against epoch for the best setting of each
     method (paper Figure 3, middle): mean over seeds, with the min-max band when there are several.
+    Short series (up to 30 evaluations) get a marker on every point, so a one-epoch run shows; the
+    accuracy panel has a dashed chance line, and a note says when no curve ends above chance.
     """
     summary = one_group(runs)
     data = curve_data(summary, methods)
@@ -353,17 +380,26 @@ def curves(
             f"no method in {summary.key.label} has a finished best setting with metrics.jsonl"
         )
     split = _eval_split(summary)
-    fig = _new_figure(10.5, 4.0)
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    classes = num_classes(summary.key.dataset)
+    verdict = judge(
+        [1.0 - float(c.test_acc[-1]) for c in data],
+        classes=classes,
+        n_eval=eval_size(summary.runs, summary.key.dataset),
+    )
+    fig, panel = new_figure(10.5, 4.0, verdict.note("final accuracies of the best settings"))
+    ax_loss, ax_acc = panel.subplots(1, 2)
     for c in data:
         color = method_color(c.method)
         label = (
             f"{c.method} (η0={fmt_num(c.cell.eta0)}, λ={fmt_num(c.cell.weight_decay)}"
             f"{', n=' + str(c.cell.n) if c.cell.n > 1 else ''})"
         )
+        style = dict(color=color, label=label, lw=1.6)
+        if len(c.epochs) <= SHORT_SERIES:
+            style |= dict(marker="o", markersize=4)
         pos = np.where(c.train_loss > 0, c.train_loss, np.nan)  # log axis: drop non-positive
-        ax_loss.plot(c.epochs, pos, color=color, label=label, lw=1.6)
-        ax_acc.plot(c.epochs, 100 * c.test_acc, color=color, label=label, lw=1.6)
+        ax_loss.plot(c.epochs, pos, **style)
+        ax_acc.plot(c.epochs, 100 * c.test_acc, **style)
         if c.cell.n > 1:
             ax_loss.fill_between(
                 c.epochs, c.train_loss_lo, c.train_loss_hi, color=color, alpha=0.2, lw=0
@@ -371,20 +407,39 @@ def curves(
             ax_acc.fill_between(
                 c.epochs, 100 * c.test_acc_lo, 100 * c.test_acc_hi, color=color, alpha=0.2, lw=0
             )
+    if classes:
+        ax_acc.axhline(
+            100 / classes, color="gray", ls="--", lw=1, label=f"chance ({100 / classes:g}%)"
+        )
     ax_loss.set_yscale("log")
     _readable_log_ticks(ax_loss, np.concatenate([c.train_loss for c in data]))
     ax_loss.set_ylabel("Training loss")
     ax_acc.set_ylabel(f"{split} accuracy (%)")
+    epochs = np.concatenate([c.epochs for c in data])
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="major", alpha=0.3)
+        if epochs.min() == epochs.max():  # one evaluation: a readable axis around it
+            ax.set_xlim(epochs.min() - 1, epochs.max() + 1)
+    _min_span(ax_acc, MIN_ACC_SPAN, 0.0, 100.0)
     ax_loss.set_title("Training loss (log scale)", fontsize=10)
     ax_acc.set_title(f"{split} accuracy", fontsize=10)
-    ax_acc.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title or f"Best setting per method — {summary.key.label}", fontsize=11)
-    save_png(fig, path)
-    return fig
+    handles, labels = ax_acc.get_legend_handles_labels()
+    panel.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize=8)
+    panel.suptitle(title or f"Best setting per method — {summary.key.label}", fontsize=11)
+    return finish(fig, path)
+
+
+def _min_span(ax, span: float, lo_limit: float, hi_limit: float) -> None:
+    """Widen the y axis to at least ``span`` around its data, inside [lo_limit, hi_limit], so a
+    flat series is drawn flat instead of zoomed into its noise."""
+    lo, hi = ax.get_ylim()
+    if hi - lo >= span:
+        return
+    mid = 0.5 * (lo + hi)
+    lo = min(max(lo_limit, mid - 0.5 * span), hi_limit - span)
+    ax.set_ylim(lo, lo + span)
 
 
 def _readable_log_ticks(ax, values: np.ndarray) -> None:
@@ -530,8 +585,15 @@ def histogram(
         raise NothingToPlot(f"nothing to draw for {summary.key.label}: " + "; ".join(notes))
     from matplotlib import colormaps
 
-    fig = _new_figure(4.6 * len(panels) + 0.6, 3.9)
-    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    verdict = judge(
+        [p.cell.mean for p in panels],
+        classes=num_classes(summary.key.dataset),
+        n_eval=eval_size(summary.runs, summary.key.dataset),
+    )
+    fig, panel = new_figure(
+        4.6 * len(panels) + 0.6, 3.9, verdict.note("runs shown") if verdict.at_chance else None
+    )
+    axes = panel.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     seq = colormaps["viridis"]
     for ax, p in zip(axes, panels):
         edges = np.append(p.bin_exponents, p.bin_exponents[-1] + 1).astype(float)
@@ -569,9 +631,8 @@ def histogram(
     axes[0].set_ylim(0, min(1.0, peak * 1.15) if peak > 0 else 1.0)
     axes[0].set_ylabel("Fraction of coordinates")
     what = QUANTITY_LABELS.get(quantity, quantity) + (f", layer {layer}" if layer else "")
-    fig.suptitle(title or f"Histogram of {what} — {summary.key.label}", fontsize=11)
-    save_png(fig, path)
-    return fig
+    panel.suptitle(title or f"Histogram of {what} — {summary.key.label}", fontsize=11)
+    return finish(fig, path)
 
 
 def _bin_label(exp: int, bins: np.ndarray) -> str:
@@ -595,6 +656,8 @@ class CorrelationPoint:
     advantage_std: float  # standard error of the difference (NaN with one seed each)
     baseline_spread: float  # log2 IQR of the baseline's updates at its final recorded epoch
     method_spread: float
+    noise: float = math.nan  # an advantage smaller than this is noise (2 s.d. of the difference)
+    at_chance: bool = False  # both methods' best settings at chance: nothing learned yet
 
     @property
     def series(self) -> str:
@@ -634,6 +697,12 @@ def correlation_data(
         if b is None or m is None or s.key.depth is None:
             continue
         se = math.sqrt(b.std**2 / b.n + m.std**2 / m.n) if b.n > 1 and m.n > 1 else math.nan
+        verdict = judge(
+            [b.mean, m.mean],
+            classes=num_classes(s.key.dataset),
+            n_eval=eval_size(s.runs, s.key.dataset),
+            seed_std=2.0 * se,
+        )
         points.append(
             CorrelationPoint(
                 key=s.key,
@@ -644,6 +713,8 @@ def correlation_data(
                 advantage_std=se,
                 baseline_spread=final_spread(b, quantity),
                 method_spread=final_spread(m, quantity),
+                noise=verdict.noise,
+                at_chance=verdict.at_chance,
             )
         )
     return sorted(points, key=lambda p: (p.series, p.depth))
@@ -659,48 +730,42 @@ def correlation(
     title: str | None = None,
 ) -> Figure:
     """Left: test-error advantage of ``method`` (AdamW) over ``baseline`` (AdamL2), each at its
-    best setting, against network depth. Right: the spread (log2 interquartile range at the final
-    epoch) of each method's update magnitudes against depth. The paper's Section 4.1 claim is that
-    the advantage grows with depth together with the spread of AdamL2's updates, while AdamW's
-    stays concentrated (Figure 3, Appendix C)."""
+    best setting, against network depth, with error bars at the noise level of the difference.
+    Right: the spread (log2 interquartile range at the final epoch) of each method's update
+    magnitudes against depth. The paper's Section 4.1 claim is that the advantage grows with depth
+    together with the spread of AdamL2's updates, while AdamW's stays concentrated (Figure 3,
+    Appendix C). A note says when the points are at chance or their advantages within noise."""
     points = correlation_data(runs, baseline=baseline, method=method, quantity=quantity)
     if not points:
         raise NothingToPlot(
             f"no model has finished runs of both {baseline} and {method}; the correlation needs "
             "both methods swept on the same model(s)"
         )
-    fig = _new_figure(11.0, 4.2)
-    ax_adv, ax_spread = fig.subplots(1, 2)
+    return draw_correlation(
+        points, path, baseline=baseline, method=method, quantity=quantity, title=title
+    )
+
+
+def draw_correlation(
+    points: Sequence[CorrelationPoint],
+    path: str | Path,
+    *,
+    baseline: str = "AdamL2",
+    method: str = "AdamW",
+    quantity: str = "update_over_alpha",
+    title: str | None = None,
+) -> Figure:
+    """The figure of :func:`correlation` from its points (see there)."""
+    fig, panel = new_figure(11.0, 4.2, correlation_note(points, method))
+    ax_adv, ax_spread = panel.subplots(1, 2)
     series = sorted({p.series for p in points})
     styles = ["-", "--", ":", "-."]
     depths = sorted({p.depth for p in points})
     for k, name in enumerate(series):
         pts = [p for p in points if p.series == name]
-        d = np.array([p.depth for p in pts], float)
-        adv = 100 * np.array([p.advantage for p in pts])
-        err = 100 * np.array([p.advantage_std for p in pts])
         ls = styles[k % len(styles)]
-        ax_adv.errorbar(
-            d,
-            adv,
-            yerr=np.where(np.isfinite(err), err, 0),
-            marker="o",
-            ls=ls,
-            color="black",
-            capsize=3,
-            label=name,
-        )
-        for x, y in zip(d, adv):
-            # Beside the point, left of it, so the label never sits on the error bar.
-            ax_adv.annotate(
-                f"{y:+.2f}",
-                (x, y),
-                textcoords="offset points",
-                xytext=(-7, 4),
-                ha="right",
-                va="bottom",
-                fontsize=8,
-            )
+        _advantage_series(ax_adv, pts, ls, name)
+        d = np.array([p.depth for p in pts], float)
         for meth, attr, marker in (
             (baseline, "baseline_spread", "o"),
             (method, "method_spread", "s"),
@@ -711,7 +776,9 @@ def correlation(
                 ax_spread.plot(d, sp, marker=marker, ls=ls, color=method_color(meth), label=lab)
     ax_adv.axhline(0.0, color="gray", lw=0.8)
     ax_adv.set_ylabel(f"{baseline} − {method} test error (percentage points)")
-    ax_adv.set_title(f"Advantage of {method} over {baseline} (best settings)", fontsize=10)
+    ax_adv.set_title(
+        f"Advantage of {method} over {baseline} (best settings; bars: noise level)", fontsize=10
+    )
     ax_spread.set_ylabel(f"log2 IQR of {QUANTITY_LABELS.get(quantity, quantity)}")
     ax_spread.set_title("Spread of update magnitudes at the final epoch", fontsize=10)
     if not ax_spread.lines:
@@ -736,11 +803,60 @@ def correlation(
             ax.legend(fontsize=8)
     ax_adv.margins(x=0.12, y=0.2)  # room for the value labels left of the points
     ax_spread.margins(x=0.12, y=0.1)
-    fig.suptitle(
+    _min_span(ax_adv, 2.0, -math.inf, math.inf)
+    _min_span(ax_spread, MIN_SPREAD_SPAN, 0.0, math.inf)
+    panel.suptitle(
         title or f"{method} vs {baseline}: advantage and update spread against depth", fontsize=11
     )
-    save_png(fig, path)
-    return fig
+    return finish(fig, path)
+
+
+def _advantage_series(ax, pts: Sequence[CorrelationPoint], ls: str, name: str) -> None:
+    """One series of the left panel: points with noise-level error bars, each labelled with its
+    value, "(noise)" when below the noise level, "(chance)" when both methods are at chance."""
+    d = np.array([p.depth for p in pts], float)
+    adv = 100 * np.array([p.advantage for p in pts])
+    noise = 100 * np.array([p.noise for p in pts])
+    ax.errorbar(
+        d,
+        adv,
+        yerr=np.where(np.isfinite(noise), noise, 0),
+        marker="o",
+        ls=ls,
+        color="black",
+        capsize=3,
+        label=name,
+    )
+    for k, (p, x, y, n) in enumerate(zip(pts, d, adv, noise)):
+        tag = " (chance)" if p.at_chance else (" (noise)" if abs(y) < n else "")
+        # Beside the point, clear of its error bar: inward, so no label leaves the axes.
+        inward = 1 if k == 0 and len(pts) > 1 else -1
+        ax.annotate(
+            f"{y:+.2f}{tag}",
+            (x, y),
+            textcoords="offset points",
+            xytext=(7 * inward, 4),
+            ha="left" if inward > 0 else "right",
+            va="bottom",
+            fontsize=8,
+            color="gray" if tag else "black",
+        )
+
+
+def correlation_note(points: Sequence[CorrelationPoint], method: str) -> str | None:
+    """The note for the figure and the report: every point at chance, or every advantage within
+    its noise level; None when some depth shows something."""
+    if all(p.at_chance for p in points):
+        return (
+            "Both methods are at chance at every depth: nothing has been learned yet, so the "
+            "advantages and spreads shown are noise. Train longer or check the setup."
+        )
+    if all(abs(p.advantage) < p.noise for p in points):
+        return (
+            f"{method}'s advantage is within the noise level at every depth (error bars: two "
+            "standard deviations of the difference): no depth shows a distinguishable advantage."
+        )
+    return None
 
 
 __all__ = [
@@ -750,9 +866,11 @@ __all__ = [
     "NothingToPlot",
     "correlation",
     "correlation_data",
+    "correlation_note",
     "curve_data",
     "curves",
     "default_epochs",
+    "draw_correlation",
     "final_spread",
     "heatmap",
     "histogram",

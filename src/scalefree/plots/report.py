@@ -37,6 +37,7 @@ from .tables import (
     summarize,
     write_summary,
 )
+from .verdict import judge_group
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -61,14 +62,16 @@ def _anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def ensure_runs(log_folder: str | Path) -> list[RunRecord]:
-    """Every run below ``log_folder``; a missing or empty folder is a usage error naming the fix."""
+def ensure_runs(log_folder: str | Path, damaged: list[str] | None = None) -> list[RunRecord]:
+    """Every run below ``log_folder``; a missing or empty folder is a usage error naming the fix.
+
+    Runs with an unreadable config.json are left out and described in ``damaged``."""
     folder = Path(log_folder)
     if not folder.is_dir():
         raise UsageError(
             f"log folder {folder} does not exist; pass the --log-folder the runs were trained with"
         )
-    runs = load_runs(folder)
+    runs = load_runs(folder, damaged)
     if not runs:
         raise UsageError(
             f"no runs in {folder} (no run directory with a config.json below it); train with "
@@ -88,7 +91,8 @@ def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None
     """:func:`write_report`, returning every file written: report.md, report.html, the tables,
     then the figures."""
     folder = Path(log_folder)
-    runs = ensure_runs(folder)
+    damaged: list[str] = []
+    runs = ensure_runs(folder, damaged)
     out = Path(out_dir) if out_dir is not None else folder / "report"
     fig_dir = out / FIGURES_DIR
     tables = write_summary(runs, out)
@@ -108,6 +112,8 @@ def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None
         )
     )
     blocks += _status_blocks(runs)
+    if damaged:
+        blocks.append(Block("note", "Left out (damaged files): " + "; ".join(damaged)))
 
     blocks.append(Block("h2", "Contents"))
     blocks.append(
@@ -122,7 +128,11 @@ def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None
         "AdamW vs AdamL2 against depth",
     )
     if blocks[-1].kind == "image":
-        depths = {p.depth for p in figures.correlation_data(runs)}
+        points = figures.correlation_data(runs)
+        note = figures.correlation_note(points, "AdamW")
+        if note:
+            blocks.append(Block("note", note))
+        depths = {p.depth for p in points}
         if len(depths) < 2:
             blocks.append(
                 Block(
@@ -159,7 +169,7 @@ def _status_blocks(runs: Sequence[RunRecord]) -> list[Block]:
     problems = [r for r in runs if r.status in ("failed", "incomplete")]
     if problems:
         rows = [
-            [r.name, r.status, str((r.result or {}).get("message") or "")]
+            [r.name, r.status, str(r.problem or (r.result or {}).get("message") or "")]
             for r in problems[:MAX_PROBLEM_ROWS]
         ]
         child = [Block("table", header=["run", "status", "message"], rows=rows)]
@@ -194,6 +204,9 @@ def _group_blocks(s: GroupSummary, fig_dir: Path, out: Path) -> list[Block]:
     header, rows = best_table(s)
     blocks.append(Block("h3", "Best setting per method"))
     blocks.append(Block("table", header=header, rows=rows))
+    note = judge_group(s).note("finished grid points")
+    if note:
+        blocks.append(Block("note", note))
 
     blocks.append(Block("h3", "Final test error over η0 × weight decay"))
     blocks += _figure_blocks(

@@ -13,6 +13,7 @@ another launch is training are left alone; ``--retry-failed`` reruns the failed 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from scalefree.errors import UsageError
@@ -22,9 +23,11 @@ from scalefree.sweep.executors import (
     LocalExecutor,
     RayExecutor,
     SlurmExecutor,
+    missing_extra,
     parse_slurm_time,
 )
 from scalefree.sweep.grid import DEFAULT_METHODS, PAPER_ETA0S, PAPER_WEIGHT_DECAYS, make_sweep
+from scalefree.sweep.progress import PROGRESS_MODES
 from scalefree.sweep.runner import run_sweeps
 from scalefree.train.cli import add_config_arguments, config_from_args
 
@@ -84,14 +87,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def add_control_arguments(
     p: argparse.ArgumentParser, *, extend_default: bool, max_extensions: int
 ) -> None:
-    """--extend-boundary, --max-extensions, --retry-failed, --dry-run (shared with the presets)."""
+    """--extend-boundary, --max-extensions, --retry-failed, --dry-run, --progress (shared with
+    the presets)."""
     g = p.add_argument_group("sweep control")
     g.add_argument(
         "--extend-boundary",
         action=argparse.BooleanOptionalAction,
         default=extend_default,
         help="while a method's best setting lies on the grid's edge, add the next 1-5 per decade "
-        "value beyond it and run the new points (the paper's protocol, Section 4)",
+        "value beyond it and run the new points (the paper's protocol, Section 4; default: "
+        f"{'on' if extend_default else 'off'})",
     )
     g.add_argument(
         "--max-extensions",
@@ -109,6 +114,14 @@ def add_control_arguments(
         "--dry-run",
         action="store_true",
         help="print the run names (one per line; finished ones marked) and run nothing",
+    )
+    g.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="progress display: auto (a bar over the runs on a terminal, a line per finished run "
+        "otherwise), bar, plain (a line per run: status, test error, time, name), none (only the "
+        "summary); the runs themselves train silently (default: %(default)s)",
     )
 
 
@@ -234,6 +247,10 @@ def make_executor(args: argparse.Namespace, log_folder: str | Path) -> Executor:
         raise UsageError(f"--runs-per-gpu must be a positive integer, got {args.runs_per_gpu}")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be a positive integer, got {args.workers}")
+    # Say so before planning anything when the executor's optional package is missing.
+    module = {"ray": "ray", "slurm": "submitit"}.get(args.executor)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise missing_extra(module, args.executor)
     if args.executor == "local":
         return LocalExecutor(workers=args.workers, runs_per_gpu=args.runs_per_gpu)
     if args.executor == "ray":
@@ -293,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
         max_extensions=args.max_extensions,
         dry_run=args.dry_run,
         synthetic_sizes=tuple(args.synthetic_sizes) if args.synthetic_sizes else None,
+        progress=args.progress,
     )
     _print_job_ids(executor)
     return report.exit_code

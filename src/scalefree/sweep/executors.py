@@ -10,8 +10,13 @@ next launch resumes it from its checkpoint).
   once (CUDA state, global torch flags and memory never leak from one run into the next, and each
   process is pinned to its GPU through ``CUDA_VISIBLE_DEVICES`` before CUDA starts). A process per
   run, rather than a ``ProcessPoolExecutor``, because a pool breaks as a whole when one worker
-  dies and takes the other running runs with it; here a dead process costs only its own run. GPUs are assigned round-robin from the launcher's
-  visible GPUs, ``runs_per_gpu`` runs per GPU at once; on the CPU each run gets
+  dies and takes the other running runs with it; here a dead process costs only its own run.
+  Nothing is left running: Ctrl-C or SIGTERM to the launcher sends SIGTERM to every worker (its
+  trainer stops at the next step; the run keeps its last checkpoint and resumes at the next
+  launch) and kills those still alive after ``STOP_GRACE_S``; a worker whose launcher dies
+  without cleanup (SIGKILL) gets SIGTERM from the kernel (Linux ``PR_SET_PDEATHSIG``) and, on any
+  system, notices within a second that its parent changed. GPUs are assigned round-robin from the
+  launcher's visible GPUs, ``runs_per_gpu`` runs per GPU at once; on the CPU each run gets
   ``cores // workers`` torch threads.
 * :class:`RayExecutor` - one Ray task per run with ``num_gpus = 1 / runs_per_gpu`` (Ray packs
   fractional GPUs and sets CUDA_VISIBLE_DEVICES itself) and ``max_calls=1`` (a fresh worker per
@@ -28,21 +33,30 @@ their executor runs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from scalefree.errors import UsageError
+from scalefree.errors import Terminated, UsageError
 from scalefree.sweep.tasks import RunTask, TaskResult, interrupted, run_task
 
 OnResult = Callable[[TaskResult], None]
 EXECUTORS = ("local", "ray", "slurm")
+# Seconds a stopping worker gets to leave by itself (a training step, or an evaluation and its
+# checkpoint) before it is killed; Slurm's default grace between SIGTERM and SIGKILL is 30 s.
+STOP_GRACE_S = 20.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class Executor(Protocol):
@@ -136,47 +150,112 @@ class LocalExecutor:
         # sentinel -> (process, receiving end of its result pipe, task, slot)
         running: dict[int, tuple[Any, Any, RunTask, int]] = {}
         try:
-            while pending or running:
-                while pending and free:  # keep every slot (a GPU share or CPU share) busy
-                    task, slot = pending.popleft(), free.popleft()
-                    recv, send = ctx.Pipe(duplex=False)
-                    proc = ctx.Process(
-                        target=_child,
-                        args=(_pin(task, slots[slot], threads), send),
-                        name=f"scalefree-run-{slot}",
-                    )
-                    proc.start()
-                    send.close()  # the child holds the only writing end: EOF if it dies
-                    running[proc.sentinel] = (proc, recv, task, slot)
-                for sentinel in multiprocessing.connection.wait(list(running)):
-                    proc, recv, task, slot = running.pop(sentinel)
-                    res = _receive(recv, task)
-                    proc.join()
-                    if res is None:  # this run's own process died (OOM killer, SIGKILL, segfault)
-                        res = interrupted(task, f"worker process died (exit code {proc.exitcode})")
-                    free.append(slot)
-                    results.append(res)
-                    on_result(res)
+            with _sigterm_raises():
+                self._loop(ctx, slots, threads, free, pending, running, results, on_result)
         except BaseException:
-            # Ctrl-C (or an error here): stop the running runs now. Killed runs keep their last
-            # checkpoint, write no result.json, and resume at the next launch.
-            for proc, _, _, _ in running.values():
-                with contextlib.suppress(Exception):
-                    proc.terminate()
-            for proc, recv, _, _ in running.values():
-                with contextlib.suppress(Exception):
-                    proc.join(timeout=10)
-                    recv.close()
+            # Ctrl-C, SIGTERM or an error here: stop the running runs now. Stopped runs keep their
+            # last checkpoint, write no result.json, and resume at the next launch.
+            _stop_workers([(proc, recv) for proc, recv, _, _ in running.values()])
             raise
         return results
 
+    def _loop(self, ctx, slots, threads, free, pending, running, results, on_result) -> None:
+        """Keep every slot busy until every task has a result (see run)."""
+        while pending or running:
+            while pending and free:  # keep every slot (a GPU share or CPU share) busy
+                task, slot = pending.popleft(), free.popleft()
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(
+                    target=_child,
+                    args=(_pin(task, slots[slot], threads), send, os.getpid()),
+                    name=f"scalefree-run-{slot}",
+                )
+                proc.start()
+                send.close()  # the child holds the only writing end: EOF if it dies
+                running[proc.sentinel] = (proc, recv, task, slot)
+            for sentinel in multiprocessing.connection.wait(list(running)):
+                proc, recv, task, slot = running.pop(sentinel)
+                res = _receive(recv, task)
+                proc.join()
+                if res is None:  # this run's own process died (OOM killer, SIGKILL, segfault)
+                    res = interrupted(task, f"worker process died (exit code {proc.exitcode})")
+                free.append(slot)
+                results.append(res)
+                on_result(res)
 
-def _child(task: RunTask, send: Any) -> None:
-    """Body of one run's process: run it, send the TaskResult back."""
+
+def _stop_workers(workers: list[tuple[Any, Any]]) -> None:
+    """SIGTERM every worker, wait up to STOP_GRACE_S for all, SIGKILL the rest."""
+    for proc, _ in workers:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc, recv in workers:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=max(deadline - time.monotonic(), 0.1))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+            recv.close()
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """In the launcher: SIGTERM raises Terminated (so the workers are stopped as on Ctrl-C)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough
+        raise Terminated(
+            "stopped by SIGTERM; the runs that were training keep their last checkpoint and "
+            "resume when the same command is launched again"
+        )
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        send.send(run_task(task))
+        yield
     finally:
-        send.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _child(task: RunTask, send: Any, parent_pid: int | None = None) -> None:
+    """Body of one run's process: run it, send the TaskResult back (if the launcher still listens).
+
+    Ctrl-C is left to the launcher, which stops its workers with SIGTERM; a worker whose launcher
+    is gone stops by itself (see :func:`_die_with_parent`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    try:
+        result = run_task(task)
+        with contextlib.suppress(OSError):  # BrokenPipeError: the launcher is gone
+            send.send(result)
+    finally:
+        with contextlib.suppress(OSError):
+            send.close()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """SIGTERM this process when its launcher dies, however it dies.
+
+    Linux: the kernel sends it (PR_SET_PDEATHSIG). Everywhere: a daemon thread checks once a
+    second that the parent is still ``parent_pid`` (an orphan is re-parented), which also covers
+    a launcher that died before the prctl call.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="scalefree-parent-watch", daemon=True).start()
 
 
 def _receive(recv: Any, task: RunTask) -> TaskResult | None:
@@ -431,13 +510,19 @@ class SlurmExecutor:
         return results
 
 
+def missing_extra(module: str, extra: str) -> UsageError:
+    """The error for an executor whose optional package is not installed, naming the extra."""
+    return UsageError(
+        f"the {extra} executor needs the '{module}' package, which a plain install leaves out: "
+        f"pip install 'scalefree[{extra}]' (in a clone: pip install -e '.[{extra}]')"
+    )
+
+
 def _import_optional(module: str, extra: str):
     try:
         return __import__(module)
     except ImportError as exc:
-        raise UsageError(
-            f"the {extra} executor needs the '{module}' package: pip install 'scalefree[{extra}]'"
-        ) from exc
+        raise missing_extra(module, extra) from exc
 
 
 __all__ = [

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from scalefree.errors import UsageError
 from scalefree.results import DIVERGED_ERROR
-from scalefree.train.config import RunConfig, fmt_num
+from scalefree.train.config import MAX_SEED, RunConfig, fmt_num
 
 # The paper's grid (Section 4, "Hyperparameter tuning").
 PAPER_ETA0S: tuple[float, ...] = (5e-5, 1e-4, 5e-4, 1e-3, 5e-3)
@@ -185,8 +185,8 @@ def validate_seeds(seeds: Sequence[int], flag: str = "--seeds") -> tuple[int, ..
     if not seeds:
         raise UsageError(f"{flag} needs at least one seed")
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise UsageError(f"{flag} values must be non-negative integers, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise UsageError(f"{flag} values must be integers from 0 to 2**64 - 1, got {s!r}")
     return tuple(dict.fromkeys(seeds))
 
 

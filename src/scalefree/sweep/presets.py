@@ -304,6 +304,7 @@ def run_preset(name: str, args: argparse.Namespace) -> int:
         max_extensions=args.max_extensions,
         dry_run=args.dry_run,
         synthetic_sizes=tuple(args.synthetic_sizes) if args.synthetic_sizes else None,
+        progress=args.progress,
     )
     if args.dry_run or args.no_plot:
         return report.exit_code
@@ -312,8 +313,9 @@ def run_preset(name: str, args: argparse.Namespace) -> int:
     except ImportError:
         print("no report: scalefree.plots.report is not available")
         return report.exit_code
-    # reproduce's --out (default results/reproduce/<preset>) receives the report.
-    path = write_report(log_folder, args.out or Path("results", "reproduce", name))
+    # reproduce's --out receives the report; by default it goes beside the runs, as for
+    # `scalefree report` (nothing is written into the current folder).
+    path = write_report(log_folder, args.out or Path(log_folder) / "report")
     print(f"report: {path}")
     return report.exit_code
 

@@ -38,6 +38,7 @@ from scalefree.sweep.grid import (
     missing_points,
     new_points,
 )
+from scalefree.sweep.progress import SweepProgress
 from scalefree.sweep.tasks import RunTask, TaskResult, precheck, read_result, run_dir_of
 from scalefree.train.config import RunConfig, fmt_num
 
@@ -90,11 +91,12 @@ class SweepReport:
 
 
 def format_result(r: TaskResult, index: int, total: int) -> str:
-    """One progress line: ``[ 3/12] completed    0.0912    512.3s  NAME``."""
+    """One progress line: ``[ 3/12] completed    0.0912    512.3s  NAME`` (columns named by
+    :func:`scalefree.sweep.progress.progress_header`)."""
     width = len(str(total))
     err = f"{r.test_error:.4f}" if r.test_error is not None else "-"
     status = r.status if r.status != "skipped" else f"skipped ({r.previous})"
-    line = f"[{index:>{width}}/{total}] {status:<19} {err:>7} {r.wall_time_s:>9.1f}s  {r.name}"
+    line = f"[{index:>{width}}/{total}] {status:<19} {err:>10} {r.wall_time_s:>9.1f}s  {r.name}"
     if r.message and r.status in ("failed", "error", "interrupted", "running_elsewhere"):
         line += f"  ({r.message.splitlines()[0]})"
     return line
@@ -110,12 +112,14 @@ def run_sweeps(
     dry_run: bool = False,
     synthetic_sizes: tuple[int, int] | None = None,
     write_tables: bool = True,
+    progress: str = "plain",
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> SweepReport:
     """Run (or, with ``dry_run``, list) the sweeps; see the module docstring.
 
-    Progress goes to ``out`` (one line per finished run); with ``dry_run`` the run names go to
+    Progress goes to ``out`` (one line per finished run under a header, a bar, or nothing:
+    ``progress`` is one of PROGRESS_MODES); with ``dry_run`` the run names go to
     ``out``, one per line (finished ones annotated), and every other message to ``err``.
     """
     out = out or sys.stdout
@@ -127,7 +131,9 @@ def run_sweeps(
     )
     report = SweepReport(sweeps=list(sweeps))
     configs = _unique(c for s in report.sweeps for c in s.configs())
-    _run_round(configs, executor, report, info, out, retry_failed, dry_run, synthetic_sizes, 0)
+    _run_round(
+        configs, executor, report, info, out, retry_failed, dry_run, synthetic_sizes, 0, progress
+    )
 
     if extend_boundary:
         for round_no in range(1, max_extensions + 1):
@@ -145,6 +151,7 @@ def run_sweeps(
                 dry_run,
                 synthetic_sizes,
                 round_no,
+                progress,
             )
         else:
             _note_remaining_edges(report, info, max_extensions)
@@ -177,6 +184,7 @@ def _run_round(
     dry_run: bool,
     synthetic_sizes: tuple[int, int] | None,
     round_no: int,
+    progress: str = "plain",
 ) -> None:
     seen = {str(run_dir_of(p)) for p in report.planned}
     configs = [c for c in configs if str(run_dir_of(c)) not in seen]
@@ -206,12 +214,16 @@ def _run_round(
             info(f"running elsewhere ({r.message or 'locked'}): {r.name}")
     report.results += held
     done = [0]
+    display = SweepProgress(progress, len(to_run), info)
 
     def on_result(r: TaskResult) -> None:
         done[0] += 1
-        info(format_result(r, done[0], len(to_run)))
+        display.result(format_result(r, done[0], len(to_run)))
 
-    returned = executor.run(to_run, on_result)
+    try:
+        returned = executor.run(to_run, on_result)
+    finally:
+        display.close()
     report.results += returned
     report.not_awaited += len(to_run) - len(returned)
 

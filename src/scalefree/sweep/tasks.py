@@ -23,6 +23,7 @@ since divergence is the run's outcome, not an accident (delete the run directory
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -30,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalefree.errors import UsageError
-from scalefree.io import atomic_write_json, read_json
+from scalefree import results
+from scalefree.errors import Terminated, UsageError
+from scalefree.io import atomic_write_json
+from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
 from scalefree.results import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, STATUSES, read_metrics
-from scalefree.sweep.locking import RunLock, holder, is_locked
 from scalefree.train.config import RunConfig
 
 FAILED_RESULT_KEPT = "result.failed.json"
@@ -96,10 +98,12 @@ def run_dir_of(config: RunConfig) -> Path:
 
 
 def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    path = Path(run_dir) / RESULT_FILE
-    if not path.exists():
+    """The run's result.json, or None when it has none or a damaged one (then the run is
+    unfinished: the worker's trainer sets the damaged file aside, names it, and resumes)."""
+    try:
+        return results.read_result(run_dir)
+    except results.DamagedFile:
         return None
-    return read_json(path)
 
 
 def precheck(task: RunTask) -> TaskResult | None:
@@ -139,38 +143,59 @@ def run_task(task: RunTask) -> TaskResult:
     config = task.config
     name, run_dir = config.run_name(), task.run_dir
     started = time.perf_counter()
+    created = not run_dir.exists()
     lock = RunLock(run_dir)
     if not lock.acquire():
         return TaskResult(name, str(run_dir), "running_elsewhere", message=holder(run_dir))
+    outcome: TaskResult | None = None
     try:
-        result = read_result(run_dir)
-        if result is not None:
-            if not (task.retry_failed and result.get("status") == "failed"):
-                return _skipped(name, run_dir, result)
-            # Keep the failure's record beside the rerun instead of erasing it.
-            os.replace(run_dir / RESULT_FILE, run_dir / FAILED_RESULT_KEPT)
-        try:
-            outcome = _train(task)
-        except UsageError as exc:
-            return TaskResult(name, str(run_dir), "error", message=str(exc))
-        except Exception as exc:  # noqa: BLE001 - any crash of a run is recorded, not raised
-            wall = time.perf_counter() - started
-            message = f"{type(exc).__name__}: {exc}"
-            record_failure(config, message, wall, traceback.format_exc())
-            return TaskResult(name, str(run_dir), "failed", wall_time_s=wall, message=message)
-        r = outcome.result
-        if outcome.skipped:  # finished by someone between our check and the trainer's
-            return _skipped(name, run_dir, r)
-        return TaskResult(
-            name,
-            str(run_dir),
-            str(r["status"]),
-            test_error=r.get("test_error"),
-            wall_time_s=time.perf_counter() - started,
-            message=r.get("message"),
-        )
+        outcome = _run_locked(task, run_dir, started)
+        return outcome
     finally:
         lock.release()
+        if created and outcome is not None and outcome.status == "error":
+            _remove_if_only_lock(run_dir)  # a usage error writes nothing: not even the folder
+
+
+def _remove_if_only_lock(run_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        if [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            (run_dir / LOCK_FILE).unlink()
+            run_dir.rmdir()
+
+
+def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
+    """run_task's body, under the run's lock."""
+    config = task.config
+    name = config.run_name()
+    result = read_result(run_dir)
+    if result is not None:
+        if not (task.retry_failed and result.get("status") == "failed"):
+            return _skipped(name, run_dir, result)
+        # Keep the failure's record beside the rerun instead of erasing it.
+        os.replace(run_dir / RESULT_FILE, run_dir / FAILED_RESULT_KEPT)
+    try:
+        outcome = _train(task)
+    except UsageError as exc:
+        return TaskResult(name, str(run_dir), "error", message=str(exc))
+    except Terminated as exc:  # SIGTERM (the launcher stopping, or the parent gone)
+        return interrupted(task, str(exc))
+    except Exception as exc:  # noqa: BLE001 - any crash of a run is recorded, not raised
+        wall = time.perf_counter() - started
+        message = f"{type(exc).__name__}: {exc}"
+        record_failure(config, message, wall, traceback.format_exc())
+        return TaskResult(name, str(run_dir), "failed", wall_time_s=wall, message=message)
+    r = outcome.result
+    if outcome.skipped:  # finished by someone between our check and the trainer's
+        return _skipped(name, run_dir, r)
+    return TaskResult(
+        name,
+        str(run_dir),
+        str(r["status"]),
+        test_error=r.get("test_error"),
+        wall_time_s=time.perf_counter() - started,
+        message=r.get("message"),
+    )
 
 
 def _train(task: RunTask):
@@ -196,7 +221,7 @@ def _train(task: RunTask):
             device=trainer.resolve_device(config),
             synthetic_sizes=task.synthetic_sizes,
         )
-    return trainer.train(config, resume=True, data=data)
+    return trainer.train(config, resume=True, data=data, run_locked=True)
 
 
 def record_failure(
@@ -217,12 +242,15 @@ def record_failure(
     result = {
         "status": "failed",
         "epochs_completed": int(last["epoch"]) if last else 0,
-        "steps": int(last["step"]) if last else 0,
+        "steps": int(last.get("step") or 0) if last else 0,
         "wall_time_s": round(wall_time_s, 3),
         "final": None,
         "last_evaluation": last,
         "test_error": DIVERGED_ERROR,
-        "best_test_acc": max((r["test_acc"] for r in rows), default=None),
+        "best_test_acc": max(
+            (r["test_acc"] for r in rows if isinstance(r.get("test_acc"), (int, float))),
+            default=None,
+        ),
         "eval_split": "val" if config.validation else "test",
         "message": message,
         "traceback": tb,

@@ -4,6 +4,13 @@ Layout: ``checkpoint.pt`` (latest complete epoch) and ``checkpoint.prev.pt`` (th
 file is ``MAGIC + sha256(payload) + payload`` with payload a ``torch.save`` blob. A truncated or
 corrupted latest checkpoint is detected by its checksum and the previous one is used instead;
 if both are bad the caller gets a clear error instead of a silent restart from scratch.
+
+A checkpoint is data, never code: payloads hold only tensors and plain Python values (dicts,
+lists, tuples, numbers, strings, None; RNG states are uint8 tensors) and are read with
+``torch.load(weights_only=True)``, which refuses any other object instead of constructing it. The
+checksum only detects damage (anyone who can write the file can recompute it); ``weights_only`` is
+what keeps a forged file from running code. A file that needs more (written by a pre-0.x
+scalefree that pickled objects, or forged) is reported as unusable and never executed.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +56,35 @@ def _read(path: Path) -> dict[str, Any]:
     digest, data = blob[head : head + 32], blob[head + 32 :]
     if hashlib.sha256(data).digest() != digest:
         raise ValueError("checksum mismatch (truncated or corrupted)")
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            "it holds objects other than tensors and plain values, so it was not loaded (written "
+            f"by an older scalefree, or tampered with: {first[:200]})"
+        ) from None
+    _check_payload(payload)
+    return payload
+
+
+REQUIRED = {"epoch": int, "step": int, "wall_time_s": float, "model": dict, "optimizer": dict}
+
+
+def _check_payload(payload: Any) -> None:
+    """Raise ValueError naming what is missing or of the wrong type in a checksummed payload."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"payload is a {type(payload).__name__}, not a dict")
+    for key, kind in REQUIRED.items():
+        value = payload.get(key)
+        ok = isinstance(value, (int, float) if kind is float else kind)
+        if not ok or isinstance(value, bool):
+            raise ValueError(f"key {key!r} is missing or not of type {kind.__name__}")
+    rng = payload.get("rng")
+    if not isinstance(rng, dict) or not all(
+        isinstance(rng.get(k), torch.Tensor) for k in ("torch", "data")
+    ):
+        raise ValueError("key 'rng' is missing or incomplete")
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
@@ -57,7 +93,10 @@ def has_checkpoint(run_dir: str | Path) -> bool:
 
 
 def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
-    """The newest valid checkpoint and a list of warnings about ones that were skipped."""
+    """The newest valid checkpoint and a list of warnings about ones that were skipped.
+
+    Raises CheckpointError (a usage error: exit 2, nothing changed) when none is usable.
+    """
     run_dir = Path(run_dir)
     warnings: list[str] = []
     for name in (LATEST, PREVIOUS):
@@ -67,10 +106,10 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
         try:
             return _read(path), warnings
         except Exception as exc:  # any unreadable file: fall back to the previous one
-            warnings.append(f"{path} is unusable ({exc}); falling back to the previous checkpoint")
+            warnings.append(f"{path} is unusable ({exc})")
     raise CheckpointError(
         f"no valid checkpoint in {run_dir} ({'; '.join(warnings) or 'none found'}). "
-        "Delete the run directory to start this run from scratch."
+        "Delete the run directory to start this run from scratch, or restore a good checkpoint."
     )
 
 

@@ -28,7 +28,8 @@ HELP: dict[str, str] = {
     "AdaGrad, RMSProp, Adam",
     "eta0": "initial step size alpha",
     "weight_decay": "weight decay lambda (L2 coefficient for AdamL2 and the torch baselines)",
-    "train_epochs": "number of training epochs",
+    "train_epochs": "number of training epochs (the reference's 300 are hours of CPU time even for "
+    "ResNet20; the run prints its expected length after the first steps)",
     "batchsize": "mini-batch size (the global batch under DDP)",
     "eval_interval": "evaluate train and test sets every N epochs (and after the last)",
     "use_cuda": "train on the GPU (the reference's flag; warns and uses the CPU when there is none)",
@@ -59,8 +60,10 @@ HELP: dict[str, str] = {
     "lr_step_size": "Step scheduler: epochs between decays",
     "lr_gamma": "Step/Exponential scheduler: decay factor",
     "lr_power": "Polynomial scheduler: power",
-    "max_steps": "stop after this many optimizer steps (smoke tests)",
+    "max_steps": "stop after this many optimizer steps (smoke tests; default: no limit)",
     "progress": "progress display: auto (bar on a terminal, a line per epoch otherwise), bar, plain, none",
+    "divergence_factor": "stop the run as diverged when its training loss exceeds this times the "
+    "first step's loss, or is not finite",
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "scheduler": SCHEDULERS,
@@ -114,7 +117,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
                 type=kind,
                 default=value,
                 choices=CHOICES.get(f.name),
-                help=f"{help_text} (default: {value})",
+                # A help text that names its own default ("default: --seed") keeps it.
+                help=help_text if "default:" in help_text else f"{help_text} (default: {value})",
             )
 
 

@@ -19,6 +19,16 @@ AMP_MODES = ("none", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 CHANNELS_LAST = ("auto", "on", "off")
 DECAY_CONVENTIONS = ("schedule", "lr")
+# torch.manual_seed and torch.Generator.manual_seed take seeds in [0, 2**64 - 1] (numpy's
+# RandomState is never seeded from them: nothing in scalefree draws from numpy).
+MAX_SEED = 2**64 - 1
+# The largest step count, epoch count or batch size any loop or tensor size can hold.
+MAX_COUNT = 2**62
+# --divergence-factor's default: 1e3 x the first step's loss (about 2.3 for 10 classes at init, so
+# the limit is ~2300). Healthy runs never come near it (a loss spike of 10-50x at too large an lr
+# recovers or stays below), while an exploding run passes it within a few steps of blowing up;
+# a run sitting at chance level is left alone (its error is what it is, not "diverged").
+DEFAULT_DIVERGENCE_FACTOR = 1000.0
 
 # Fields that change how a run is executed but not what it computes (or that are bookkeeping):
 # they are left out of the run name, so e.g. resuming on another device finds the same directory.
@@ -80,6 +90,8 @@ class RunConfig:
     lr_power: float = 1.0  # Polynomial: power
     max_steps: int | None = None  # stop after this many optimizer steps (smoke tests)
     progress: str = "auto"  # auto | bar | plain | none
+    # Diverged when the training loss exceeds this times the first step's loss (or is not finite).
+    divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -137,6 +149,7 @@ class RunConfig:
             ("init_seed", lambda v: f"InitSeed_{v}"),
             ("amp", lambda v: f"AMP_{v}"),
             ("max_steps", lambda v: f"MaxSteps_{v}"),
+            ("divergence_factor", lambda v: f"DivFactor_{fmt_num(v)}"),
         ]
         if self.scheduler == "Step":
             extras += [
@@ -213,6 +226,8 @@ def _validate(c: RunConfig) -> None:
             return
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             _fail(name, "a positive integer", v)
+        if v > MAX_COUNT:
+            _fail(name, "a positive integer of at most 2**62", v)
 
     def choice(name: str, choices: tuple[str, ...]) -> None:
         if getattr(c, name) not in choices:
@@ -235,12 +250,14 @@ def _validate(c: RunConfig) -> None:
     ):
         positive_int(name)
     positive_int("max_steps", allow_none=True)
-    for name in ("seed",):
+    for name in ("seed", "init_seed"):
         v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            _fail(name, "a non-negative integer", v)
-    if c.init_seed is not None and (not isinstance(c.init_seed, int) or c.init_seed < 0):
-        _fail("init_seed", "a non-negative integer", c.init_seed)
+        if name == "init_seed" and v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
+            _fail(name, f"an integer from 0 to 2**64 - 1 = {MAX_SEED}", v)
+    if finite("divergence_factor", "a finite number > 1") <= 1:
+        _fail("divergence_factor", "a finite number > 1", c.divergence_factor)
     if not (0.0 < finite("val_ratio", "strictly between 0 and 1") < 1.0):
         _fail("val_ratio", "strictly between 0 and 1", c.val_ratio)
     if len(c.betas) != 2 or not all(math.isfinite(b) and 0.0 <= b < 1.0 for b in c.betas):

@@ -8,6 +8,12 @@ leaves a half-written file: ``config.json`` at the start; per evaluated epoch on
 statistics written after it, and continues so that the final metrics equal an uninterrupted run
 (bitwise on the CPU with ``--reproducible``).
 
+Rank 0 holds the run's lock (``scalefree.locking``) while it writes; a second process exits with a
+usage error naming the holder. SIGTERM stops the run at the next step (the last epoch's checkpoint
+is kept) and a full disk stops it with a message; both say to continue with ``--resume``. A run is
+``diverged`` when its training loss is not finite or exceeds ``--divergence-factor`` times the
+first step's loss (see ``_check_divergence``).
+
 Schedulers step once per epoch: Cosine anneals to 0 over ``train_epochs``; Step multiplies by
 ``lr_gamma`` every ``lr_step_size`` epochs; Exponential by ``lr_gamma`` every epoch; Polynomial is
 (1 - epoch / train_epochs) ** ``lr_power``.
@@ -16,17 +22,21 @@ Schedulers step once per epoch: Cosine anneals to 0 over ``train_epochs``; Step 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import platform
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +53,30 @@ from scalefree.data import (
     eval_batches,
     load_data,
 )
-from scalefree.errors import UsageError
+from scalefree.errors import DiskFull, Terminated, UsageError
 from scalefree.io import atomic_save, atomic_write_json, atomic_write_text
+from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
 from scalefree.models import build_model
 from scalefree.optim import param_groups
 from scalefree.optim.adam_family import AdamFamily
 from scalefree.optim.groups import is_norm_module
 from scalefree.optim.registry import OPTIMIZERS, accepted_options, build_optimizer
-from scalefree.results import CONFIG_FILE, METRICS_FILE, RESULT_FILE, STATS_DIR, read_metrics
+from scalefree.results import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    STATS_DIR,
+    DamagedFile,
+    describe_damaged,
+    read_json_object,
+    read_metrics,
+    read_metrics_file,
+    read_result,
+    set_aside,
+)
 from scalefree.train import checkpoint as ckpt
 from scalefree.train.config import RunConfig
+from scalefree.train.progress import RunProgress
 from scalefree.train.stats import QUANTITIES, StatsRecorder
 
 EVAL_BATCH = 500
@@ -82,7 +106,43 @@ class RunOutcome:
 
 
 class Diverged(Exception):
-    pass
+    """The run diverged; ``details`` is what result.json records under ``divergence``."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def _check_divergence(
+    loss: float, reference: float | None, factor: float, epoch: int, step: int
+) -> None:
+    """Raise Diverged when ``loss`` is not finite or exceeds ``factor`` x the first step's loss.
+
+    The rule (``--divergence-factor``, DESIGN section 6): a training loss (the mean over at most
+    CHECK_EVERY steps, in train mode) above ``factor`` times the loss of the run's first
+    mini-batch, measured before any update. Both include ``--loss-multiplier``, so the rule does
+    not depend on it. The eval-mode losses are only checked for being finite: with BatchNorm,
+    eval-mode losses early in training (running statistics of a few batches) can be far above
+    the training loss of a healthy run.
+    """
+    where = f"at epoch {epoch}, step {step}"
+    if not math.isfinite(loss):
+        details = {"reason": "non-finite", "loss": None, "epoch": epoch, "step": step}
+        raise Diverged(f"training loss became {loss} {where}", details)
+    if reference is not None and loss > factor * reference:
+        details = {
+            "reason": "factor",
+            "loss": loss,
+            "reference_loss": reference,
+            "factor": factor,
+            "epoch": epoch,
+            "step": step,
+        }
+        raise Diverged(
+            f"training loss {loss:.4g} {where} exceeds --divergence-factor {factor:g} x the "
+            f"first step's loss {reference:.4g}",
+            details,
+        )
 
 
 # ------------------------------------------------------------------------------------ resolution
@@ -155,13 +215,29 @@ def build_initial_model(config: RunConfig, num_classes: int, write: bool = True)
     path = initial_weights_path(config)
     if path.exists():
         model = build_model(config.model, num_classes=num_classes, batch_norm=config.batch_norm)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: one clear message
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+            raise UsageError(
+                f"the stored initial weights {path} cannot be used: it is damaged, belongs to "
+                "another model, or holds objects other than tensors (not loaded, nothing run: "
+                f"{first}). Delete it; scalefree recreates it from the init seed"
+            ) from None
         return model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.effective_init_seed)
         model = build_model(config.model, num_classes=num_classes, batch_norm=config.batch_norm)
     if write:
-        atomic_save(path, lambda f: torch.save(model.state_dict(), f))
+        try:
+            atomic_save(path, lambda f: torch.save(model.state_dict(), f))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(_disk_full_message(exc, path.parent)) from None
+            raise UsageError(
+                f"cannot write to the log folder {config.log_folder} ({exc.strerror or exc}); "
+                "choose a writable --log-folder"
+            ) from None
     return model
 
 
@@ -220,7 +296,9 @@ def stats_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 def alpha_of(optimizer: torch.optim.Optimizer) -> dict[torch.Tensor, float]:
     return {
-        p: float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups for p in g["params"]
+        p: float(g.get("alpha", g.get("initial_lr", g["lr"])))
+        for g in optimizer.param_groups
+        for p in g["params"]
     }
 
 
@@ -264,63 +342,32 @@ def evaluate(
 # ------------------------------------------------------------------------------------ the loop
 
 
-@dataclass
-class _Progress:
-    mode: str
-    total_steps: int
-    bar: Any = None
-    started: float = field(default_factory=time.perf_counter)
-
-    @classmethod
-    def create(cls, mode: str, total_steps: int, enabled: bool) -> _Progress:
-        if not enabled or mode == "none":
-            return cls("none", total_steps)
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "plain"
-        bar = None
-        if mode == "bar":
-            from tqdm import tqdm
-
-            bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, leave=False)
-        return cls(mode, total_steps, bar)
-
-    def step(self, n: int, loss: float | None, images_per_s: float) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_per_s:.0f}")
-
-    def epoch(self, line: str) -> None:
-        if self.mode == "plain":
-            print(line, flush=True)
-        elif self.bar is not None:
-            self.bar.write(line)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def train(
     config: RunConfig,
     *,
     resume: bool = False,
     ctx: DistContext | None = None,
     data: DataBundle | None = None,
+    run_locked: bool = False,
 ) -> RunOutcome:
-    """Run (or resume, or skip if complete) one training run; return its result."""
+    """Run (or resume, or skip if complete) one training run; return its result.
+
+    Rank 0 holds the run's lock (:mod:`scalefree.locking`) from before its first write to the end;
+    ``run_locked`` says the caller (a sweep worker) holds it already. Usage errors come before
+    anything is written, and a run directory created by this call is removed again when one
+    stops the run before it started. SIGTERM stops the run at the next step (raises Terminated),
+    a full disk raises DiskFull; both leave the run resumable with ``--resume``.
+    """
     ctx = ctx or DistContext()
     run_dir = Path(config.log_folder) / config.run_name()
-    result_path = run_dir / RESULT_FILE
-    if result_path.exists():
-        with open(result_path) as f:
-            return RunOutcome(run_dir, json.load(f), skipped=True)
+    done = _finished_result(run_dir)
+    if done is not None:
+        return RunOutcome(run_dir, done, skipped=True)
+    if ctx.is_main and not run_locked and is_locked(run_dir):
+        raise UsageError(_held_message(run_dir))
 
     device = ctx.device or resolve_device(config)
     _check_run_dir(run_dir, config, resume)
-    if ctx.is_main:
-        _create_run_dir(run_dir)
-    _barrier(ctx)
     if config.reproducible:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -342,12 +389,53 @@ def train(
             split_seed=VAL_SPLIT_SEED,
             device=device,
         )
-    channels_last = resolve_channels_last(config, device)
     if ctx.is_main:
         model = build_initial_model(config, data.num_classes, write=True)  # stores them if new
     _barrier(ctx)
     if not ctx.is_main:  # rank 0's stored weights exist now
         model = build_initial_model(config, data.num_classes, write=False)
+
+    created = _first_missing(run_dir)
+    lock = RunLock(run_dir) if ctx.is_main and not run_locked else None
+    if ctx.is_main:
+        _create_run_dir(run_dir)
+        if lock is not None and not lock.acquire():
+            raise UsageError(_held_message(run_dir))
+    _barrier(ctx)
+    try:
+        with _stop_on_sigterm() as stop:
+            return _train_claimed(config, resume, ctx, data, device, model, run_dir, stop)
+    except UsageError:
+        if ctx.is_main:
+            _remove_if_untouched(created, run_dir)
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(_disk_full_message(exc, run_dir)) from None
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_claimed(
+    config: RunConfig,
+    resume: bool,
+    ctx: DistContext,
+    data: DataBundle,
+    device: torch.device,
+    model: nn.Module,
+    run_dir: Path,
+    stop: _StopFlag,
+) -> RunOutcome:
+    """The run under its lock: resume or start, train, write result.json (see the module doc)."""
+    result_path = run_dir / RESULT_FILE
+    if ctx.is_main:
+        done = _finished_result(run_dir, set_damaged_aside=True)
+        if done is not None:  # another process finished it while this one loaded the data
+            return RunOutcome(run_dir, done, skipped=True)
+        _check_run_dir(run_dir, config, resume)
+    channels_last = resolve_channels_last(config, device)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -363,24 +451,25 @@ def train(
         "train_size": len(data.train_images),
         "eval_size": len(data.eval_images),
     }
-    start_epoch, step, wall_before, best_acc = 1, 0, 0.0, None
+    start_epoch, step, wall_before, best_acc, reference = 1, 0, 0.0, None, None
     if resume and ckpt.has_checkpoint(run_dir):
         state, notes = ckpt.load_checkpoint(run_dir)
         for note in notes:
-            print(f"warning: {note}", file=sys.stderr)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"], generator)
+            print(f"warning: {note}; using the previous checkpoint", file=sys.stderr)
+        _restore(state, run_dir, model, optimizer, scheduler, generator)
         start_epoch, step = state["epoch"] + 1, state["step"]
         wall_before, best_acc = state["wall_time_s"], state.get("best_test_acc")
+        reference = state.get("reference_loss")
         if ctx.is_main:
             _truncate_after(run_dir, state["epoch"])
             print(
                 f"resuming {run_dir.name} after epoch {state['epoch']} (step {step})",
                 file=sys.stderr,
             )
+    elif ctx.is_main:
+        # Leftovers of a run that stopped before its first checkpoint: it starts from scratch, so
+        # metrics or statistics already written are stale (also under --resume); set aside.
+        _truncate_after(run_dir, 0)
     if ctx.is_main:
         atomic_write_json(
             run_dir / CONFIG_FILE, config.to_dict() | {"run_name": run_dir.name, "env": env}
@@ -412,7 +501,7 @@ def train(
     total_steps = config.train_epochs * batches_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    progress = _Progress.create(config.progress, max(total_steps - step, 0), enabled=ctx.is_main)
+    progress = RunProgress.for_run(config, data, total_steps, step, batches_per_epoch, ctx.is_main)
     t0 = time.perf_counter()
     status, message, last = "completed", None, None
 
@@ -439,7 +528,14 @@ def train(
             "test_acc": te_acc,
         }
 
-    epoch = start_epoch - 1
+    epoch = saved_epoch = start_epoch - 1
+    divergence = None
+    factor = config.divergence_factor
+
+    def check_stop(at_check: bool) -> None:
+        if _stop_requested(stop, ctx, at_check):
+            raise Terminated(_terminated_message(run_dir, epoch, step, saved_epoch))
+
     try:
         for epoch in range(start_epoch, config.train_epochs + 1):
             if step >= total_steps:
@@ -479,6 +575,9 @@ def train(
                 step += 1
                 running += loss.detach()
                 since_check += 1
+                if reference is None:  # the first step's loss, before any update: the yardstick
+                    reference = _mean_loss(loss.detach(), 1, config.loss_multiplier, ctx)
+                    _check_divergence(reference, None, factor, epoch, step)
                 if record:
                     _record_stats(
                         recorder,
@@ -492,12 +591,10 @@ def train(
                         it,
                         step,
                     )
-                if since_check >= CHECK_EVERY or step >= total_steps:
+                at_check = since_check >= CHECK_EVERY or step >= total_steps
+                if at_check:
                     mean_loss = _mean_loss(running, since_check, config.loss_multiplier, ctx)
-                    if not math.isfinite(mean_loss):
-                        raise Diverged(
-                            f"training loss became {mean_loss} at epoch {epoch}, step {step}"
-                        )
+                    _check_divergence(mean_loss, reference, factor, epoch, step)
                     now = time.perf_counter()
                     progress.step(
                         since_check,
@@ -508,12 +605,10 @@ def train(
                     since_check, last_check_t = 0, now
                 if step >= total_steps:
                     break
+                check_stop(at_check)
             if since_check:
                 mean_loss = _mean_loss(running, since_check, config.loss_multiplier, ctx)
-                if not math.isfinite(mean_loss):
-                    raise Diverged(
-                        f"training loss became {mean_loss} at epoch {epoch}, step {step}"
-                    )
+                _check_divergence(mean_loss, reference, factor, epoch, step)
                 progress.step(since_check, mean_loss, 0.0)
             if scheduler is not None:
                 scheduler.step()
@@ -521,7 +616,10 @@ def train(
             if epoch % config.eval_interval == 0 or finished:
                 metrics = evaluate_both()
                 if not all(math.isfinite(v) for v in metrics.values()):
-                    raise Diverged(f"evaluation loss is not finite after epoch {epoch}: {metrics}")
+                    raise Diverged(
+                        f"evaluation loss is not finite after epoch {epoch}: {metrics}",
+                        {"reason": "non-finite", "loss": None, "epoch": epoch, "step": step},
+                    )
                 best_acc = max(best_acc or 0.0, metrics["test_acc"])
                 last = {
                     "epoch": epoch,
@@ -537,6 +635,7 @@ def train(
                         f"acc {metrics['train_acc']:.4f} | {data.eval_split} loss {metrics['test_loss']:.4f} "
                         f"acc {metrics['test_acc']:.4f} | {elapsed():.1f}s"
                     )
+                    progress.evaluated(epoch, metrics)
             if ctx.is_main:
                 if recorder is not None:
                     recorder.flush(epoch)
@@ -551,13 +650,16 @@ def train(
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict() if scheduler is not None else None,
                         "rng": ckpt.rng_state(generator),
+                        "reference_loss": reference,
                         "config": config.to_dict(),
                     },
                 )
+                saved_epoch = epoch
             if finished:
                 break
+            check_stop(True)
     except Diverged as exc:
-        status, message = "diverged", str(exc)
+        status, message, divergence = "diverged", str(exc), exc.details
         if recorder is not None:
             recorder.discard()
     finally:
@@ -578,6 +680,7 @@ def train(
         "best_test_acc": best_acc,
         "eval_split": data.eval_split,
         "message": message,
+        "divergence": divergence,
     }
     if ctx.is_main:
         atomic_write_json(result_path, result)
@@ -635,30 +738,68 @@ def _barrier(ctx: DistContext) -> None:
 
 
 def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(run_dir / METRICS_FILE, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    path = run_dir / METRICS_FILE
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def _truncate_after(run_dir: Path, epoch: int) -> None:
-    """Drop metrics rows and statistics of epochs after the checkpoint (written before a crash)."""
-    rows = [r for r in read_metrics(run_dir) if r["epoch"] <= epoch]
-    if rows:
-        atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
-    else:
-        (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    """Drop metrics rows and statistics of epochs after the checkpoint (written before a crash).
+
+    Only rows of later epochs and a torn last line are dropped; a damaged line is kept where it
+    is (and reported with its number). When the file must be rewritten, the original is kept
+    beside it as ``metrics.jsonl.bak-<UTC time>``.
+    """
+    path = run_dir / METRICS_FILE
+    parsed = read_metrics_file(run_dir)
+    for note in describe_damaged(run_dir, parsed):
+        print(f"warning: {note}", file=sys.stderr)
+    kept = [text for text, row in parsed.lines if row is None or row["epoch"] <= epoch]
+    if path.exists() and (len(kept) != len(parsed.lines) or not _ends_with_newline(path)):
+        backup = path.with_name(
+            f"{METRICS_FILE}.bak-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+        )
+        shutil.copy2(path, backup)
+        print(
+            f"note: {path}: dropped {len(parsed.lines) - len(kept)} row(s) of epochs after "
+            f"{epoch}{' and a torn last line' if parsed.torn_tail else ''}; the original is kept "
+            f"as {backup.name}",
+            file=sys.stderr,
+        )
+        if kept:
+            atomic_write_text(path, "".join(t + "\n" for t in kept))
+        else:
+            path.unlink()
     for f in (run_dir / STATS_DIR).glob("epoch_*.npz"):
         if int(f.stem.split("_")[1]) > epoch:
             f.unlink()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
     """Refuse to clobber a different run or an unfinished one (read-only: safe on every rank)."""
     existing = run_dir / CONFIG_FILE
     if existing.exists():
-        with open(existing) as f:
-            saved = RunConfig.from_dict(json.load(f)).identity()
+        try:
+            saved = RunConfig.from_dict(read_json_object(existing)).identity()
+        except (DamagedFile, UsageError, TypeError) as exc:
+            raise UsageError(
+                f"{existing} is damaged ({exc}); restore it, or delete the run directory to start "
+                "this run over"
+            ) from None
         mine = config.identity()
         if saved != mine:
             diff = {k: (v, mine.get(k)) for k, v in saved.items() if mine.get(k) != v}
@@ -684,7 +825,121 @@ def _create_run_dir(run_dir: Path) -> None:
             f"cannot write to the log folder {run_dir.parent} ({exc.strerror or exc}); "
             "choose a writable --log-folder"
         ) from exc
-    if not ckpt.has_checkpoint(run_dir):
-        # Leftovers of a run that crashed before its first checkpoint: it starts from scratch, so
-        # any metrics or statistics already written are stale (also under --resume).
-        _truncate_after(run_dir, 0)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` that does not exist yet (what a mkdir -p would create)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _remove_if_untouched(created: Path | None, run_dir: Path) -> None:
+    """After a usage error: remove the folders this call created, if they hold nothing but the lock."""
+    if created is None or not run_dir.is_dir():
+        return
+    if any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+        return
+    shutil.rmtree(created, ignore_errors=True)
+
+
+def _finished_result(run_dir: Path, set_damaged_aside: bool = False) -> dict[str, Any] | None:
+    """result.json when the run is finished; None when unfinished or when result.json is damaged
+    (then, under the lock, it is renamed aside, named on stderr, and the run resumes)."""
+    try:
+        return read_result(run_dir)
+    except DamagedFile as exc:
+        if not set_damaged_aside:
+            return None
+        kept = set_aside(exc.path)
+        print(
+            f"warning: {exc}; kept as {kept.name}, the run is treated as unfinished",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _held_message(run_dir: Path) -> str:
+    who = holder(run_dir) or "another process"
+    return (
+        f"{run_dir} is being trained by {who} (it holds {run_dir / LOCK_FILE}); wait for it to "
+        "finish or stop that process, then rerun"
+    )
+
+
+def _restore(state, run_dir, model, optimizer, scheduler, generator) -> None:
+    """Load a checkpoint's states; one that does not fit this run is a clear error."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"], generator)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ckpt.CheckpointError(
+            f"the checkpoint in {run_dir} does not fit this run ({first}); delete the run "
+            "directory to start this run from scratch"
+        ) from None
+
+
+def _disk_full_message(exc: OSError, run_dir: Path) -> str:
+    where = exc.filename or run_dir
+    return (
+        f"the disk is full: writing {where} failed ({exc.strerror or 'no space left on device'}). "
+        f"Every file written before is intact and the run directory {run_dir} keeps its last "
+        "checkpoint; free space and rerun with --resume"
+    )
+
+
+def _terminated_message(run_dir: Path, epoch: int, step: int, saved_epoch: int) -> str:
+    kept = (
+        f"{run_dir} keeps the checkpoint of epoch {saved_epoch}"
+        if saved_epoch
+        else f"no epoch had finished, so {run_dir} has no checkpoint yet"
+    )
+    return (
+        f"stopped by SIGTERM at epoch {epoch}, step {step}; {kept}. Rerun with --resume to "
+        "continue (a relaunched sweep resumes it)"
+    )
+
+
+class _StopFlag:
+    """Set by the SIGTERM handler; the training loop stops at the next step boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[_StopFlag]:
+    """SIGTERM sets a flag instead of killing the process (only the main thread gets signals)."""
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        flag.requested = True
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_requested(flag: _StopFlag, ctx: DistContext, at_check: bool) -> bool:
+    """Whether to stop now. Under DDP every rank must agree (or the others would hang in the
+    next collective), so ranks compare flags at the loss checks only."""
+    if ctx.world_size == 1:
+        return flag.requested
+    if not at_check:
+        return False
+    device = ctx.device or torch.device("cpu")
+    t = torch.tensor(float(flag.requested), device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())

@@ -1,0 +1,138 @@
+"""Every private torch API the optimizers use, in one place, each behind a feature check.
+
+torch does not promise these names across releases; if one moves, the error below names it and the
+torch version, instead of an AttributeError deep inside a training step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def _missing(name: str) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(
+            f"scalefree.optim needs {name}, which torch {torch.__version__} does not provide; "
+            "install a torch version this scalefree release supports (see README, Setup)"
+        )
+
+    return fail
+
+
+try:  # the functional Adam (fused, foreach and single-tensor kernels) behind torch.optim.Adam
+    from torch.optim.adam import adam as torch_adam
+except ImportError:  # pragma: no cover - depends on the installed torch
+    torch_adam = _missing("torch.optim.adam.adam")
+
+try:
+    from torch.optim.optimizer import _get_fused_kernels_supported_devices as _fused_devices
+except ImportError:  # pragma: no cover
+
+    def _fused_devices() -> list[str]:
+        return ["cuda", "cpu"]
+
+
+def fused_supported_devices() -> list[str]:
+    """Device types torch's fused Adam kernel runs on."""
+    return list(_fused_devices())
+
+
+def scalar_dtype(fused_or_capturable: bool = False) -> torch.dtype:
+    """dtype of the ``step`` counter, as torch.optim.Adam keeps it."""
+    if fused_or_capturable:
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def check_fused_device_dtype(p: Tensor) -> None:
+    """torch's own check (and message) for ``fused=True``."""
+    devices = fused_supported_devices()
+    if not (p.device.type in devices and torch.is_floating_point(p)):
+        raise RuntimeError(
+            "`fused=True` requires all the params to be floating point Tensors of "
+            f"supported devices: {devices} but {p.dtype} and {p.device.type}"
+        )
+
+
+def foreach_norm(tensors: list[Tensor]) -> list[Tensor]:
+    """The 2-norm of each tensor (DTensors give global norms)."""
+    if hasattr(torch, "_foreach_norm"):
+        return list(torch._foreach_norm(tensors))
+    return [torch.linalg.vector_norm(t) for t in tensors]  # pragma: no cover
+
+
+def softshrink_(p: Tensor, s: float) -> None:
+    """p <- sign(p) max(|p| - s, 0) in place, one pass, no temporary (s a Python float)."""
+    fn = getattr(getattr(torch._C, "_nn", None), "softshrink", None)
+    if fn is None:  # pragma: no cover
+        p.sub_(p.clamp(-s, s))
+    else:
+        fn(p, s, out=p)
+
+
+try:
+    from torch.distributed.fsdp._flat_param import FlatParameter as _FlatParameter
+except ImportError:  # pragma: no cover - torch built without distributed
+    _FlatParameter = None
+
+try:
+    from torch.distributed.tensor import DTensor as _DTensor
+except ImportError:  # pragma: no cover
+    _DTensor = None
+
+
+def is_flat_param(p: Tensor) -> bool:
+    """A FullyShardedDataParallel (FSDP1) flat parameter: many tensors flattened and sharded."""
+    return bool(getattr(p, "_is_flat_param", False)) or (
+        _FlatParameter is not None and isinstance(p, _FlatParameter)
+    )
+
+
+def is_dtensor(p: Tensor) -> bool:
+    """A DTensor (FSDP2, tensor parallel): its norms are global already."""
+    return _DTensor is not None and isinstance(p, _DTensor)
+
+
+def distributed_world_size() -> int:
+    """World size of the default process group, 1 when torch.distributed is not in use."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def all_reduce_sum_(t: Tensor, group: Any) -> None:
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM, group=group)
+
+
+def collective_device(group: Any) -> torch.device:
+    """Where a tensor for a collective on ``group`` must live (NCCL: the current GPU)."""
+    backend = str(torch.distributed.get_backend(group)).lower()
+    if "nccl" in backend and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def graph_break() -> None:
+    """End the torch.compile graph here (as torch.optim does around ``step`` so that AOT sees an
+    inference graph and updates parameters in place); a no-op in eager mode."""
+    fn = getattr(getattr(torch, "_dynamo", None), "graph_break", None)
+    if fn is not None and torch.compiler.is_compiling():
+        fn()
+
+
+try:
+    from torch.optim.optimizer import _get_foreach_kernels_supported_devices as _foreach_devices
+except ImportError:  # pragma: no cover
+
+    def _foreach_devices() -> list[str]:
+        return ["cuda"]
+
+
+def foreach_supported_devices() -> list[str]:
+    """Device types with fast multi-tensor kernels (torch's default foreach choice; not CPU)."""
+    return list(_foreach_devices())
