@@ -35,8 +35,15 @@ def _import_torch_optimizer_db():
         stub = types.ModuleType("expecttest")
         stub.TestCase = unittest.TestCase
         sys.modules["expecttest"] = stub
+    frozen = torch.backends.flags_frozen()
     from torch.testing._internal import common_optimizers
 
+    # Importing torch's test utilities freezes torch.backends flags for the whole process
+    # (common_utils calls disable_global_flags()); later tests in the same worker, such as the
+    # trainer's cudnn settings, must still be able to set them.
+    if not frozen and torch.backends.flags_frozen():
+        torch.backends.flags_frozen.__globals__["__allow_nonbracketed_mutation_flag"] = True
+    assert torch.backends.flags_frozen() == frozen
     return common_optimizers
 
 
