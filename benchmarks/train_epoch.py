@@ -23,6 +23,12 @@ rows run in the same process and the same session, for each model in ``--models`
   evaluates the training set through its training loader, batch 128 with augmentation; the cost
   is the same.)
 
+* ``fp32-compile``, ``bf16-compile``: ``fp32`` / ``bf16`` with ``compile="on"``, each in a child
+  process with a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` (what the first run on a machine
+  pays), trained for two epochs: s/epoch is the second epoch (the steady state), and the first
+  epoch's extra time over the second is printed as the compile cost, with the seconds saved per
+  step against the eager row and the number of steps after which compiling breaks even.
+
 Timing (time.perf_counter). For the trainer rows the epoch time is the run's own
 ``result["wall_time_s"]``: the training loop, both evaluations, the metrics line, the statistics
 file and the checkpoint, but not the setup before the loop (reading the files, building the model
@@ -41,7 +47,7 @@ rounds, which also discards most of the noise of a shared machine. There is no w
 one-off kernel creation for a new batch shape costs milliseconds here, not seconds. Torch's default thread count is kept unless ``--threads`` is given
 (the loader's worker process uses one thread, as DataLoader sets it).
 
-Targets (checked and printed as PASS/MISS, per model): ``fp32`` >= 2x faster than
+Targets (checked and printed as PASS/MISS, per model; issue 13): ``fp32`` >= 1.6x faster than
 ``per-sample`` (seconds per epoch, train + eval); ``bf16`` >= 3.5x; ``stats`` at most 10% slower
 than ``fp32``.
 
@@ -59,8 +65,10 @@ import contextlib
 import functools
 import json
 import math
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +85,7 @@ from _machine import machine_info
 from scalefree.data import load_data
 from scalefree.errors import UsageError
 from scalefree.models import MODELS, build_model
+from scalefree.optim._kernels import kernel_path
 from scalefree.train import checkpoint as ckpt_module
 from scalefree.train import stats as stats_module
 from scalefree.train import trainer as trainer_module
@@ -100,12 +109,23 @@ TRAINER_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "scalefree fp32 + --store-stats, interval 1",
         {"store_stats": True, "store_stats_interval": 1},
     ),
+    "fp32-compile": ("scalefree fp32 --compile on (2nd epoch)", {"compile": "on"}),
+    "bf16-compile": (
+        "scalefree --amp bf16 --compile on (2nd epoch)",
+        {"amp": "bf16", "compile": "on"},
+    ),
 }
+# Compiled rows train two epochs in a fresh process with an empty inductor cache (a first run on
+# a machine): epoch 1 pays the compilation, epoch 2 is the steady state reported as s/epoch.
+COMPILED = ("fp32-compile", "bf16-compile")
 VARIANTS = (*TRAINER_VARIANTS, PER_SAMPLE)
 LABELS = {k: v[0] for k, v in TRAINER_VARIANTS.items()} | {
     PER_SAMPLE: "per-sample DataLoader (reference style)"
 }
-SPEEDUP_TARGETS = {"fp32": 2.0, "bf16": 3.5}  # x faster than per-sample, seconds per epoch
+SPEEDUP_TARGETS = {
+    "fp32": 1.6,
+    "bf16": 3.5,
+}  # issue 13  # x faster than per-sample, seconds per epoch
 # The issue quotes the paper's reference code itself at 23.6 s for this epoch (ResNet20, this
 # machine's CPU); printed for information next to the per-sample row measured here.
 QUOTED_REFERENCE_S = {"ResNet20": 23.6}
@@ -274,7 +294,34 @@ PHASES = [
 ]
 
 
+def run_compiled(model_name: str, variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A compiled row in a child process with a fresh, empty TORCHINDUCTOR_CACHE_DIR."""
+    cache = tempfile.mkdtemp(prefix="train_epoch_inductor_")
+    try:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--row",
+            model_name,
+            variant,
+            "--dataroot",
+            str(args.dataroot),
+        ]
+        cmd += ["--seed", str(args.seed)] + (
+            ["--max-steps", str(args.max_steps)] if args.max_steps else []
+        )
+        cmd += ["--threads", str(torch.get_num_threads())]
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"{variant} child failed:\n{out.stderr[-3000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def run_trainer(model_name: str, variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    epochs = 2 if variant in COMPILED else 1
     log_folder = tempfile.mkdtemp(prefix=f"train_epoch_{model_name}_{variant}_")
     try:
         config = RunConfig(
@@ -285,11 +332,11 @@ def run_trainer(model_name: str, variant: str, args: argparse.Namespace) -> dict
             optim_method="AdamW",
             eta0=ETA0,
             weight_decay=WEIGHT_DECAY,
-            train_epochs=1,
+            train_epochs=epochs,
             batchsize=BATCH,
             seed=args.seed,
             device="cpu",
-            max_steps=args.max_steps,
+            max_steps=args.max_steps * epochs if args.max_steps else None,
             progress="none",
             log_folder=log_folder,
             **TRAINER_VARIANTS[variant][1],
@@ -304,6 +351,11 @@ def run_trainer(model_name: str, variant: str, args: argparse.Namespace) -> dict
             raise RuntimeError(f"{variant}: run not completed: {res}")
         wall = float(res["wall_time_s"])
         eval_s, files_s = timer.seconds.get("eval", 0.0), timer.seconds.get("files", 0.0)
+        first_epoch_s = None
+        if epochs == 2:  # report epoch 2; epoch 1 (with the compilation) separately
+            rows = [json.loads(line) for line in (outcome.run_dir / "metrics.jsonl").open()]
+            first_epoch_s = float(rows[0]["wall_time_s"])
+            wall, eval_s, files_s = wall - first_epoch_s, eval_s / 2, files_s / 2
         steps = int(res["steps"])
         final = res["final"]
         return dict(
@@ -312,7 +364,8 @@ def run_trainer(model_name: str, variant: str, args: argparse.Namespace) -> dict
             eval_s=eval_s,
             files_s=files_s,
             call_s=call_s,
-            steps=steps,
+            first_epoch_s=first_epoch_s,
+            steps=steps // epochs,
             train_images=None,  # filled in by the caller (needs the dataset size)
             train_loss=final["train_loss"],
             train_acc=final["train_acc"],
@@ -346,6 +399,9 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
         for v in variants[k:] + variants[:k]:
             if v == PER_SAMPLE:
                 s = run_per_sample(name, loaders, args)
+            elif v in COMPILED:
+                s = run_compiled(name, v, args)
+                s["train_images"] = images_for_steps(n_train, s["steps"])
             else:
                 s = run_trainer(name, v, args)
                 s["train_images"] = images_for_steps(n_train, s["steps"])
@@ -353,7 +409,12 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
             print(
                 f"  round {r + 1}/{args.repeats} {v:<11} {s['epoch_s']:7.2f} s "
                 f"(train {s['train_s']:.2f}, eval {s['eval_s']:.2f}, files {s['files_s']:.2f}) "
-                f"test acc {s['test_acc']:.3f}",
+                f"test acc {s['test_acc']:.3f}"
+                + (
+                    f" | epoch 1 with compile {s['first_epoch_s']:.2f} s"
+                    if s.get("first_epoch_s")
+                    else ""
+                ),
                 flush=True,
             )
 
@@ -371,6 +432,7 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
             train_images=ss[0]["train_images"],
             train_img_per_s=ss[0]["train_images"] / med("train_s"),
             test_acc=med("test_acc"),
+            first_epoch_s=med("first_epoch_s") if v in COMPILED else None,
             samples=ss,
         )
     base = rows.get(PER_SAMPLE)
@@ -397,6 +459,18 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
                 ok=over <= STATS_OVERHEAD_TARGET,
             )
         )
+    compile_cost = {}
+    for v, eager in zip(COMPILED, ("fp32", "bf16")):
+        if v in rows and eager in rows:
+            c, e = rows[v], rows[eager]
+            saved = e["train_s"] - c["train_s"]  # per epoch, steady state
+            extra = c["first_epoch_s"] - c["epoch_s"]  # what the first epoch costs more
+            compile_cost[v] = dict(
+                compile_s=extra,
+                saved_per_epoch_s=saved,
+                saved_per_step_s=saved / steps_per_epoch,
+                break_even_steps=extra / (saved / steps_per_epoch) if saved > 0 else None,
+            )
     quoted = QUOTED_REFERENCE_S.get(name)
     report = dict(
         quoted_reference_s=quoted,
@@ -409,6 +483,7 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
         steps_per_epoch=steps_per_epoch,
         rows=rows,
         targets=targets,
+        compile_cost=compile_cost,
     )
     print_model(name, report, args)
     return report
@@ -443,6 +518,14 @@ def print_model(name: str, rep: dict[str, Any], args: argparse.Namespace) -> Non
         print(
             f"reference code as quoted in the issue: {rep['quoted_reference_s']} s/epoch; against "
             "it: " + ", ".join(f"{v} {x:.2f}x" for v, x in sp.items()) + " (information only)"
+        )
+    for v, c in rep["compile_cost"].items():
+        be = c["break_even_steps"]
+        print(
+            f"  {v}: epoch 1 costs {c['compile_s']:.1f} s more than epoch 2 (compilation); "
+            f"training saves {c['saved_per_epoch_s']:.2f} s/epoch = {1e3 * c['saved_per_step_s']:.1f} "
+            f"ms/step vs eager; break-even after "
+            + (f"{be:.0f} steps" if be is not None else "never (compiled is not faster)")
         )
     for t in rep["targets"]:
         if t["row"] == "stats":
@@ -486,6 +569,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--row", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
     ap.add_argument("--json", metavar="PATH", help="write all results to this JSON file")
     ap.add_argument(
         "--strict", action="store_true", help="exit with status 1 if a target is missed"
@@ -517,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    # Load (or build) the optimizers' one-pass C++ kernel before any timing: a one-off per machine.
+    print(f"optimizer kernel: {kernel_path()}", file=sys.stderr)
+    if args.row:  # one compiled row in this (child) process: print its sample as JSON
+        print(json.dumps(run_trainer(args.row[0], args.row[1], args), default=str))
+        return 0
     info = machine_info()
     print(
         f"CPU: {info['cpu']} | logical CPUs: {info['logical_cpus']} | torch threads: "

@@ -16,6 +16,7 @@ from typing import Any
 from scalefree.train.config import (
     AMP_MODES,
     CHANNELS_LAST,
+    COMPILE_MODES,
     DECAY_CONVENTIONS,
     DEVICES,
     SCHEDULERS,
@@ -48,7 +49,9 @@ HELP: dict[str, str] = {
     "seed": "seed of data order, augmentation and (unless --init-seed) initial weights",
     "device": "where to train",
     "amp": "mixed precision: none or bf16 autocast",
-    "compile": "torch.compile the model",
+    "compile": "torch.compile the training model: on (also --compile alone), off, or auto: on "
+    "where it pays for itself (a C++ compiler or Triton present, a run long enough to earn back "
+    "the compile time, not --reproducible)",
     "channels_last": "channels_last memory format (auto: on for CUDA or bf16)",
     "download": "download CIFAR from the official URL (MD5-verified) if missing",
     "decay_convention": "schedule: s = lambda*lr_t/lr_0 (paper); lr: s = lambda*lr_t (torch AdamW)",
@@ -70,6 +73,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "amp": AMP_MODES,
     "device": DEVICES,
     "channels_last": CHANNELS_LAST,
+    "compile": COMPILE_MODES,
     "decay_convention": DECAY_CONVENTIONS,
     "progress": ("auto", "bar", "plain", "none"),
 }
@@ -100,6 +104,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
             parser.add_argument(name, dest="batch_norm", action="store_false", help=help_text)
         elif kind is bool:
             parser.add_argument(name, dest=f.name, action="store_true", help=help_text)
+        elif f.name == "compile":  # was a switch: --compile alone still means on
+            parser.add_argument(
+                name,
+                dest="compile",
+                nargs="?",
+                const="on",
+                default=value,
+                choices=COMPILE_MODES,
+                help=f"{help_text} (default: {value})",
+            )
         elif f.name == "betas":
             parser.add_argument(
                 name,

@@ -18,6 +18,8 @@ SCHEDULERS = ("None", "Cosine", "Step", "Exponential", "Polynomial")
 AMP_MODES = ("none", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 CHANNELS_LAST = ("auto", "on", "off")
+# --compile: auto compiles where it pays for itself (scalefree.train.trainer.resolve_compile).
+COMPILE_MODES = ("auto", "on", "off")
 DECAY_CONVENTIONS = ("schedule", "lr")
 # torch.manual_seed and torch.Generator.manual_seed take seeds in [0, 2**64 - 1] (numpy's
 # RandomState is never seeded from them: nothing in scalefree draws from numpy).
@@ -76,7 +78,7 @@ class RunConfig:
     # --- scalefree's own ---
     device: str = "auto"
     amp: str = "none"
-    compile: bool = False
+    compile: str = "auto"  # auto | on | off; True / False (older config.json files) = on / off
     channels_last: str = "auto"
     download: bool = False
     decay_convention: str = "schedule"
@@ -95,6 +97,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if isinstance(self.compile, bool):  # config.json of runs made when --compile was a switch
+            object.__setattr__(self, "compile", "on" if self.compile else "off")
         _validate(self)
         # Canonical registry names (case-insensitive input), so run names are stable.
         from scalefree.data import DATASETS
@@ -270,6 +274,7 @@ def _validate(c: RunConfig) -> None:
     choice("amp", AMP_MODES)
     choice("device", DEVICES)
     choice("channels_last", CHANNELS_LAST)
+    choice("compile", COMPILE_MODES)
     choice("decay_convention", DECAY_CONVENTIONS)
     choice("progress", ("auto", "bar", "plain", "none"))
 

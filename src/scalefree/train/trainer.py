@@ -79,7 +79,16 @@ from scalefree.train.config import RunConfig
 from scalefree.train.progress import RunProgress
 from scalefree.train.stats import QUANTITIES, StatsRecorder
 
+# Evaluation batch sizes: the GPU wants large batches; on the CPU a batch whose activations fit
+# the caches is faster (benchmarks/eval_probe.py, benchmarks/RESULTS.md "Training epoch").
 EVAL_BATCH = 500
+EVAL_BATCH_CPU = 256
+
+
+def eval_batch_size(device: torch.device) -> int:
+    return EVAL_BATCH_CPU if device.type == "cpu" else EVAL_BATCH
+
+
 CHECK_EVERY = 10  # steps between (host-syncing) checks of the running loss for divergence
 # One held-out split for every run, so seeds and settings are compared on the same images.
 VAL_SPLIT_SEED = 0
@@ -172,6 +181,38 @@ def resolve_channels_last(config: RunConfig, device: torch.device) -> bool:
     # channels_last pays off on GPU (tensor cores) and on CPU too: oneDNN's NHWC convolutions made
     # a ResNet-20 training step 1.15-1.25x faster than NCHW here (benchmarks/RESULTS.md).
     return device.type in ("cuda", "cpu")
+
+
+# --compile auto: compile only when the run has at least this many optimizer steps left, i.e. when
+# the compiled steps earn back the compile time with a wide margin. CPU: measured on ResNet20 no BN
+# (benchmarks/RESULTS.md, "Training epoch": compile time vs seconds saved per step, fp32 and bf16).
+# CUDA: not measured yet (no GPU lent so far); the same rule, with the compiler being Triton.
+COMPILE_MIN_STEPS = {"cpu": 4000, "cuda": 4000}
+
+
+def _compiler_available(device: torch.device) -> bool:
+    """Whether inductor can build code for ``device``: a C++ compiler on the CPU, Triton on CUDA."""
+    if device.type == "cpu":
+        return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+    if device.type == "cuda":
+        import importlib.util
+
+        return importlib.util.find_spec("triton") is not None
+    return False
+
+
+def resolve_compile(config: RunConfig, device: torch.device, steps_left: int) -> bool:
+    """``--compile`` on/off as given; auto compiles where it pays for itself on ``device``.
+
+    auto is off under ``--reproducible`` (compiled kernels are not bitwise equal to eager ones),
+    without a compiler for the device, and for runs shorter than ``COMPILE_MIN_STEPS`` steps
+    (the compile time, tens of seconds on a CPU, would not be earned back).
+    """
+    if config.compile != "auto":
+        return config.compile == "on"
+    if config.reproducible or not _compiler_available(device):
+        return False
+    return steps_left >= COMPILE_MIN_STEPS.get(device.type, math.inf)
 
 
 def _git_commit() -> str | None:
@@ -305,7 +346,6 @@ def alpha_of(optimizer: torch.optim.Optimizer) -> dict[torch.Tensor, float]:
 # ------------------------------------------------------------------------------------ evaluation
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     images,
@@ -317,20 +357,27 @@ def evaluate(
     amp_ctx: Callable,
     channels_last: bool,
     ctx: DistContext,
+    batch_size: int | None = None,
 ) -> tuple[float, float]:
-    """Mean loss (times the loss multiplier) and accuracy, in eval mode, without augmentation."""
+    """Mean loss (times the loss multiplier) and accuracy, in eval mode, without augmentation.
+
+    Under ``torch.inference_mode`` (no autograd bookkeeping at all, unlike ``no_grad``), in the
+    training run's layout and autocast; ``batch_size`` defaults to :func:`eval_batch_size`.
+    """
     model.eval()
     n = len(images)
     lo, hi = (ctx.rank * n) // ctx.world_size, ((ctx.rank + 1) * n) // ctx.world_size
+    batch = batch_size or eval_batch_size(images.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
-    for x, y in eval_batches(
-        images[lo:hi], labels[lo:hi], EVAL_BATCH, mean, std, channels_last=channels_last
-    ):
-        with amp_ctx():
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum()
+    with torch.inference_mode():
+        for x, y in eval_batches(
+            images[lo:hi], labels[lo:hi], batch, mean, std, channels_last=channels_last
+        ):
+            with amp_ctx():
+                logits = model(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
     if ctx.world_size > 1:
         packed = torch.stack([loss_sum, correct.double()])
         torch.distributed.all_reduce(packed)
@@ -452,6 +499,10 @@ def _train_claimed(
         "eval_size": len(data.eval_images),
     }
     start_epoch, step, wall_before, best_acc, reference = 1, 0, 0.0, None, None
+    batches_per_epoch = len(TrainBatches(data, config.batchsize, generator))
+    total_steps = config.train_epochs * batches_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
     if resume and ckpt.has_checkpoint(run_dir):
         state, notes = ckpt.load_checkpoint(run_dir)
         for note in notes:
@@ -470,6 +521,8 @@ def _train_claimed(
         # Leftovers of a run that stopped before its first checkpoint: it starts from scratch, so
         # metrics or statistics already written are stale (also under --resume); set aside.
         _truncate_after(run_dir, 0)
+    compiled = resolve_compile(config, device, total_steps - step)
+    env["compile_resolved"] = compiled
     if ctx.is_main:
         atomic_write_json(
             run_dir / CONFIG_FILE, config.to_dict() | {"run_name": run_dir.name, "env": env}
@@ -480,8 +533,6 @@ def _train_claimed(
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device] if device.type == "cuda" else None
         )
-    if config.compile:
-        train_model = torch.compile(train_model)
     amp_ctx = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
         if config.amp == "bf16"
@@ -497,10 +548,8 @@ def _train_claimed(
     alphas = alpha_of(optimizer)
     is_family = isinstance(optimizer, AdamFamily)
 
-    batches_per_epoch = len(TrainBatches(data, config.batchsize, generator))
-    total_steps = config.train_epochs * batches_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
+    if compiled:
+        train_model = torch.compile(train_model)
     progress = RunProgress.for_run(config, data, total_steps, step, batches_per_epoch, ctx.is_main)
     t0 = time.perf_counter()
     status, message, last = "completed", None, None
