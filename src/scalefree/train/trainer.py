@@ -187,7 +187,7 @@ def resolve_channels_last(config: RunConfig, device: torch.device) -> bool:
 # the compiled steps earn back the compile time with a wide margin. CPU: measured on ResNet20 no BN
 # (benchmarks/RESULTS.md, "Training epoch": compile time vs seconds saved per step, fp32 and bf16).
 # CUDA: not measured yet (no GPU lent so far); the same rule, with the compiler being Triton.
-COMPILE_MIN_STEPS = {"cpu": 4000, "cuda": 4000}
+COMPILE_MIN_STEPS = {"cpu": 8000, "cuda": 8000}
 
 
 def _compiler_available(device: torch.device) -> bool:
