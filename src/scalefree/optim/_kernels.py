@@ -80,12 +80,18 @@ def _cpu_identity() -> str:
     return ident
 
 
+# The source path is part of the name too: torch's build files record it, so two checkouts sharing
+# one name would rebuild each other's build (about 30 s) every time they alternate.
+
+
 def _build() -> ModuleType:
     from torch.utils.cpp_extension import get_default_build_root, load
 
     src = SOURCE.read_text()
     digest = hashlib.sha1(
-        (src + " ".join(CFLAGS + LDFLAGS) + torch.__version__ + _cpu_identity()).encode()
+        (
+            src + " ".join(CFLAGS + LDFLAGS) + torch.__version__ + _cpu_identity() + str(SOURCE)
+        ).encode()
     ).hexdigest()[:12]
     name = f"scalefree_adam_kernels_{digest}"
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
