@@ -113,6 +113,8 @@ def _build() -> ModuleType:
 
 def load_module() -> ModuleType | None:
     """The compiled kernel module, built or loaded once per process; None if it cannot be."""
+    if _state["path"] is not None:  # every optimizer step asks: no lock once decided
+        return _state["module"]  # type: ignore[return-value]
     with _lock:
         if _state["path"] is None:
             t0 = time.perf_counter()
