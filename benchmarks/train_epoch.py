@@ -34,7 +34,7 @@ Timing (time.perf_counter). For the trainer rows the epoch time is the run's own
 file and the checkpoint, but not the setup before the loop (reading the files, building the model
 and optimizer, writing config.json). To split it, the benchmark wraps four functions of
 ``scalefree.train`` while a row runs: ``trainer.evaluate`` (-> eval s),
-``checkpoint.save_checkpoint``, ``StatsRecorder.flush`` and ``trainer._append_metrics``
+``checkpoint.save_checkpoint``, ``StatsRecorder.flush`` and ``rundir.write.append_metrics``
 (-> files s); train s is the rest. Every trainer run gets its own new temporary log folder
 (a complete run in an existing folder would be skipped, not run), deleted afterwards. For the
 per-sample row, train s runs from creating the loader's iterator (which starts its worker
@@ -86,6 +86,7 @@ from scalefree.data import load_data
 from scalefree.errors import UsageError
 from scalefree.models import MODELS, build_model
 from scalefree.optim._kernels import kernel_path
+from scalefree.rundir import write as rundir_write_module
 from scalefree.train import checkpoint as ckpt_module
 from scalefree.train import stats as stats_module
 from scalefree.train import trainer as trainer_module
@@ -288,7 +289,7 @@ class PhaseTimer:
 
 PHASES = [
     (trainer_module, "evaluate", "eval"),
-    (trainer_module, "_append_metrics", "files"),
+    (rundir_write_module, "append_metrics", "files"),
     (ckpt_module, "save_checkpoint", "files"),
     (stats_module.StatsRecorder, "flush", "files"),
 ]

@@ -26,7 +26,7 @@ import torch
 
 from scalefree import __version__
 from scalefree.io import atomic_write_json, atomic_write_text
-from scalefree.results import CONFIG_FILE, METRICS_FILE, RESULT_FILE, STATS_DIR
+from scalefree.rundir import CONFIG_FILE, METRICS_FILE, RESULT_FILE, STATS_DIR
 from scalefree.train.config import RunConfig
 from scalefree.train.stats import QUANTITIES, StatsRecorder
 

@@ -17,7 +17,7 @@ from scalefree.plots import figures, layout
 from scalefree.plots.report import write_report
 from scalefree.plots.tables import GroupKey, summarize
 from scalefree.plots.verdict import judge
-from scalefree.results import load_runs
+from scalefree.rundir import load_runs
 from tests.plots.degenerate import CASES
 
 PER_CONFIGURATION = ("heatmap", "curves", "histogram")

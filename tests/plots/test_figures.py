@@ -12,7 +12,7 @@ from matplotlib.patches import Ellipse, StepPatch
 from scalefree.errors import UsageError
 from scalefree.plots import figures
 from scalefree.plots.tables import summarize
-from scalefree.results import DIVERGED_ERROR, load_runs
+from scalefree.rundir import DIVERGED_ERROR, load_runs
 from scalefree.train.stats import load_stats
 from tests.fakeruns import make_run
 from tests.plots.conftest import DEPTHS, ETA0S, WDS

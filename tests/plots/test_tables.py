@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scalefree.plots.tables import group_runs, summarize, write_summary
-from scalefree.results import DIVERGED_ERROR, load_runs
+from scalefree.rundir import DIVERGED_ERROR, load_runs
 from tests.fakeruns import make_run
 from tests.plots.conftest import BASE, ETA0S, SEED_STEP, WDS
 

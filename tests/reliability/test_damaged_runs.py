@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scalefree.cli import main
-from scalefree.results import CONFIG_FILE, METRICS_FILE, RESULT_FILE, load_runs
+from scalefree.rundir import CONFIG_FILE, METRICS_FILE, RESULT_FILE, load_runs
 from tests.fakeruns import make_grid
 
 ETA0S, WDS = (1e-3, 1e-2), (0.0, 1e-4)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from scalefree.cli import main
-from scalefree.results import load_run, read_metrics
+from scalefree.rundir import load_run, read_metrics
 from scalefree.train.checkpoint import LATEST, PREVIOUS, load_checkpoint
 from tests.data.cifar_fixture import make_fake_cifar
 
@@ -196,11 +196,11 @@ def test_all_checkpoints_corrupt_is_a_clear_error_not_a_silent_restart(
 
 
 def test_resume_after_crash_before_first_checkpoint_starts_clean(data, tmp_path, monkeypatch):
-    from scalefree.train import trainer
+    from scalefree.rundir import write
 
     with monkeypatch.context() as m:
         # epoch 1's metrics row is written, its checkpoint not yet
-        _crash_after(m, trainer, "_append_metrics")
+        _crash_after(m, write, "append_metrics")
         with pytest.raises(_Crash):
             _train(data, tmp_path / "b")
     run = _run_dir(tmp_path / "b")

@@ -15,7 +15,7 @@ import pytest
 
 from scalefree.cli import main
 from scalefree.locking import RunLock
-from scalefree.results import (
+from scalefree.rundir import (
     METRICS_FILE,
     RESULT_FILE,
     load_runs,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scalefree.cli import main
-from scalefree.results import RESULT_FILE
+from scalefree.rundir import RESULT_FILE
 from scalefree.sweep.tasks import RunTask, TaskResult, read_result
 from scalefree.train.config import RunConfig
 from tests.fakeruns import make_run

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from scalefree.errors import UsageError
-from scalefree.results import DIVERGED_ERROR
+from scalefree.rundir import DIVERGED_ERROR
 from scalefree.sweep.grid import (
     PAPER_ETA0S,
     PAPER_WEIGHT_DECAYS,

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from scalefree.cli import main
-from scalefree.results import CHECKPOINT_FILE, RESULT_FILE, load_runs
+from scalefree.rundir import CHECKPOINT_FILE, RESULT_FILE, load_runs
 from scalefree.sweep.locking import RunLock, is_locked
 from scalefree.sweep.tasks import FAILED_RESULT_KEPT, read_result
 from scalefree.train.trainer import initial_weights_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scalefree.results import load_runs
+from scalefree.rundir import load_runs
 from tests.sweep.conftest import sweep
 
 pytest.importorskip("ray")

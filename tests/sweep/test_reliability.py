@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scalefree.results import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE
+from scalefree.rundir import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE
 from scalefree.sweep.tasks import read_result
 from scalefree.train.checkpoint import LATEST
 from tests.reliability.forge import forge_checkpoint

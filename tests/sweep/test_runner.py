@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from scalefree.results import load_runs
+from scalefree.rundir import load_runs
 from scalefree.sweep.grid import Axes, make_sweep
 from scalefree.sweep.runner import run_sweeps
 from scalefree.train.config import RunConfig

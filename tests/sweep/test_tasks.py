@@ -7,7 +7,7 @@ import json
 import pytest
 
 from scalefree.errors import UsageError
-from scalefree.results import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, load_run
+from scalefree.rundir import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, load_run
 from scalefree.sweep import tasks
 from scalefree.sweep.locking import RunLock
 from scalefree.sweep.tasks import FAILED_RESULT_KEPT, RunTask, precheck, run_task

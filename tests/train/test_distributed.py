@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalefree.results import read_metrics
+from scalefree.rundir import read_metrics
 from scalefree.train.checkpoint import load_checkpoint
 from tests.data.cifar_fixture import make_fake_cifar
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from scalefree.cli import main
-from scalefree.results import load_run, read_metrics
+from scalefree.rundir import load_run, read_metrics
 from scalefree.train import trainer as trainer_mod
 from scalefree.train.config import RunConfig
 from scalefree.train.stats import load_stats

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from scalefree.errors import UsageError
-from scalefree.results import RunRecord
+from scalefree.rundir import RunRecord
 from scalefree.train.stats import QUANTITIES
 
 from . import figures, layout

@@ -1,7 +1,7 @@
 """The paper's figures from run directories: heatmaps, curves, update histograms, correlation.
 
-One function per figure; each takes :class:`~scalefree.results.RunRecord` objects (from
-:func:`scalefree.results.load_runs`), returns the matplotlib ``Figure`` and saves it as PNG to
+One function per figure; each takes :class:`~scalefree.rundir.RunRecord` objects (from
+:func:`scalefree.rundir.load_runs`), returns the matplotlib ``Figure`` and saves it as PNG to
 ``path`` atomically. Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas, never
 through ``pyplot``: no global state, no GUI backend, nothing left open after a call.
 
@@ -30,7 +30,7 @@ from matplotlib.patches import Ellipse, Rectangle
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 from scalefree.errors import UsageError
-from scalefree.results import DIVERGED_ERROR, RunRecord
+from scalefree.rundir import DIVERGED_ERROR, RunRecord
 from scalefree.train.config import fmt_num
 from scalefree.train.stats import QUANTITIES, UpdateStats, iqr_log2, load_stats
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from scalefree import __version__
 from scalefree.errors import UsageError
 from scalefree.io import atomic_write_text
-from scalefree.results import DIVERGED_ERROR, RunRecord, load_runs
+from scalefree.rundir import DIVERGED_ERROR, RunRecord, load_runs
 from scalefree.train.config import fmt_num
 
 from . import figures

@@ -5,7 +5,7 @@ experiment configuration (dataset, model, batch norm, ...), the final top-1 test
 optimizer at every grid point (initial step size eta0 x weight decay lambda), and the best point per
 optimizer (the paper's black circle).
 
-Conventions, following the reference scripts and :mod:`scalefree.results`:
+Conventions, following the reference scripts and :mod:`scalefree.rundir`:
 
 * a diverged (or failed) run counts as test error ``DIVERGED_ERROR`` = 1.1 and enters the mean;
 * an incomplete run (no ``result.json`` yet) is left out and counted, so a half-finished sweep is
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from scalefree.io import atomic_write_text
-from scalefree.results import DIVERGED_ERROR, RunRecord
+from scalefree.rundir import DIVERGED_ERROR, RunRecord
 from scalefree.train.config import EXECUTION_FIELDS, RunConfig, config_fields, fmt_num
 
 # Methods in the order the paper shows them (AdamL2 left of AdamW); others follow alphabetically.

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from scalefree.chance import chance_error, chance_margin
-from scalefree.results import DIVERGED_ERROR, RunRecord
+from scalefree.rundir import DIVERGED_ERROR, RunRecord
 
 from .tables import GroupSummary
 

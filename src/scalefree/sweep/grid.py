@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scalefree.errors import UsageError
-from scalefree.results import DIVERGED_ERROR
+from scalefree.rundir import DIVERGED_ERROR
 from scalefree.train.config import MAX_SEED, RunConfig, fmt_num
 
 # The paper's grid (Section 4, "Hyperparameter tuning").

@@ -294,7 +294,7 @@ def _plan_line(report: SweepReport) -> str:
 
 def _write_tables(report: SweepReport, info: Callable[[str], None]) -> None:
     from scalefree.plots.tables import write_summary
-    from scalefree.results import load_runs
+    from scalefree.rundir import load_runs
 
     for folder in dict.fromkeys(str(Path(c.log_folder)) for c in report.planned):
         if not Path(folder).is_dir():

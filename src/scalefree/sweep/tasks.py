@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalefree import results
+from scalefree import rundir as results
 from scalefree.errors import Terminated, UsageError
-from scalefree.io import atomic_write_json
 from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
-from scalefree.results import CONFIG_FILE, DIVERGED_ERROR, RESULT_FILE, STATUSES, read_metrics
+from scalefree.rundir import RESULT_FILE, STATUSES, run_dir_of
+from scalefree.rundir.write import record_failure
 from scalefree.train.config import RunConfig
 
 FAILED_RESULT_KEPT = "result.failed.json"
@@ -91,10 +91,6 @@ class TaskResult:
     def final_status(self) -> str:
         """completed | diverged | failed of the run on disk, when it has one."""
         return self.previous if self.status == "skipped" and self.previous else self.status
-
-
-def run_dir_of(config: RunConfig) -> Path:
-    return Path(config.log_folder) / config.run_name()
 
 
 def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -222,41 +218,6 @@ def _train(task: RunTask):
             synthetic_sizes=task.synthetic_sizes,
         )
     return trainer.train(config, resume=True, data=data, run_locked=True)
-
-
-def record_failure(
-    config: RunConfig, message: str, wall_time_s: float, tb: str | None = None
-) -> dict[str, Any]:
-    """Write result.json with status ``failed`` (atomically), in the results.py schema.
-
-    The last evaluation that made it to metrics.jsonl is kept; ``test_error`` is DIVERGED_ERROR as
-    for every unfinished outcome. config.json is written too when the crash came before the
-    trainer wrote it, so readers (load_runs, the summary tables) see the run.
-    """
-    run_dir = run_dir_of(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / CONFIG_FILE).exists():
-        atomic_write_json(run_dir / CONFIG_FILE, config.to_dict() | {"run_name": run_dir.name})
-    rows = read_metrics(run_dir)
-    last = rows[-1] if rows else None
-    result = {
-        "status": "failed",
-        "epochs_completed": int(last["epoch"]) if last else 0,
-        "steps": int(last.get("step") or 0) if last else 0,
-        "wall_time_s": round(wall_time_s, 3),
-        "final": None,
-        "last_evaluation": last,
-        "test_error": DIVERGED_ERROR,
-        "best_test_acc": max(
-            (r["test_acc"] for r in rows if isinstance(r.get("test_acc"), (int, float))),
-            default=None,
-        ),
-        "eval_split": "val" if config.validation else "test",
-        "message": message,
-        "traceback": tb,
-    }
-    atomic_write_json(run_dir / RESULT_FILE, result)
-    return result
 
 
 def interrupted(task: RunTask, why: str) -> TaskResult:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from scalefree.io import atomic_write_bytes
+from scalefree.rundir.layout import stats_dir, stats_files, stats_name
 
 QUANTITIES = ("update_over_alpha", "update", "grad", "param")
 MIN_EXP, MAX_EXP = -27, 0
@@ -122,7 +123,7 @@ class StatsRecorder:
         }
         buf = _io.BytesIO()
         np.savez_compressed(buf, **payload)
-        path = self.stats_dir / f"epoch_{epoch:04d}.npz"
+        path = self.stats_dir / stats_name(epoch)
         atomic_write_bytes(path, buf.getvalue())
         return path
 
@@ -169,10 +170,10 @@ class UpdateStats:
 
 def load_stats(run_dir: str | Path) -> UpdateStats:
     """Read every ``stats/epoch_*.npz`` of a run, in epoch order."""
-    files = sorted((Path(run_dir) / "stats").glob("epoch_*.npz"))
+    files = [f for _, f in stats_files(run_dir)]
     if not files:
         raise FileNotFoundError(
-            f"no update statistics in {Path(run_dir) / 'stats'} (train with --store-stats)"
+            f"no update statistics in {stats_dir(run_dir)} (train with --store-stats)"
         )
     parts = [np.load(f, allow_pickle=False) for f in files]
     return UpdateStats(

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
-import os
 import platform
 import shutil
 import signal
@@ -44,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalefree import __version__
+from scalefree import __version__, rundir
 from scalefree.data import (
     DATASETS,
     DataBundle,
@@ -54,26 +52,14 @@ from scalefree.data import (
     load_data,
 )
 from scalefree.errors import DiskFull, Terminated, UsageError
-from scalefree.io import atomic_save, atomic_write_json, atomic_write_text
-from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
+from scalefree.io import atomic_save
+from scalefree.locking import RunLock, is_locked
 from scalefree.models import build_model
 from scalefree.optim import param_groups
 from scalefree.optim.adam_family import AdamFamily
 from scalefree.optim.groups import is_norm_module
 from scalefree.optim.registry import OPTIMIZERS, accepted_options, build_optimizer
-from scalefree.results import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    RESULT_FILE,
-    STATS_DIR,
-    DamagedFile,
-    describe_damaged,
-    read_json_object,
-    read_metrics,
-    read_metrics_file,
-    read_result,
-    set_aside,
-)
+from scalefree.rundir import write as rundir_write
 from scalefree.train import checkpoint as ckpt
 from scalefree.train.config import RunConfig
 from scalefree.train.progress import RunProgress
@@ -406,15 +392,15 @@ def train(
     a full disk raises DiskFull; both leave the run resumable with ``--resume``.
     """
     ctx = ctx or DistContext()
-    run_dir = Path(config.log_folder) / config.run_name()
-    done = _finished_result(run_dir)
+    run_dir = rundir.run_dir_of(config)
+    done = rundir_write.finished_result(run_dir)
     if done is not None:
         return RunOutcome(run_dir, done, skipped=True)
     if ctx.is_main and not run_locked and is_locked(run_dir):
-        raise UsageError(_held_message(run_dir))
+        raise UsageError(rundir_write.held_message(run_dir))
 
     device = ctx.device or resolve_device(config)
-    _check_run_dir(run_dir, config, resume)
+    rundir_write.check_run_dir(run_dir, config, resume)
     if config.reproducible:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -442,19 +428,19 @@ def train(
     if not ctx.is_main:  # rank 0's stored weights exist now
         model = build_initial_model(config, data.num_classes, write=False)
 
-    created = _first_missing(run_dir)
+    created = rundir_write.first_missing(run_dir)
     lock = RunLock(run_dir) if ctx.is_main and not run_locked else None
     if ctx.is_main:
-        _create_run_dir(run_dir)
+        rundir_write.create_run_dir(run_dir)
         if lock is not None and not lock.acquire():
-            raise UsageError(_held_message(run_dir))
+            raise UsageError(rundir_write.held_message(run_dir))
     _barrier(ctx)
     try:
         with _stop_on_sigterm() as stop:
             return _train_claimed(config, resume, ctx, data, device, model, run_dir, stop)
     except UsageError:
         if ctx.is_main:
-            _remove_if_untouched(created, run_dir)
+            rundir_write.remove_if_untouched(created, run_dir)
         raise
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -476,12 +462,11 @@ def _train_claimed(
     stop: _StopFlag,
 ) -> RunOutcome:
     """The run under its lock: resume or start, train, write result.json (see the module doc)."""
-    result_path = run_dir / RESULT_FILE
     if ctx.is_main:
-        done = _finished_result(run_dir, set_damaged_aside=True)
+        done = rundir_write.finished_result(run_dir, set_damaged_aside=True)
         if done is not None:  # another process finished it while this one loaded the data
             return RunOutcome(run_dir, done, skipped=True)
-        _check_run_dir(run_dir, config, resume)
+        rundir_write.check_run_dir(run_dir, config, resume)
     channels_last = resolve_channels_last(config, device)
     model = model.to(device)
     if channels_last:
@@ -512,7 +497,7 @@ def _train_claimed(
         wall_before, best_acc = state["wall_time_s"], state.get("best_test_acc")
         reference = state.get("reference_loss")
         if ctx.is_main:
-            _truncate_after(run_dir, state["epoch"])
+            rundir_write.truncate_after(run_dir, state["epoch"])
             print(
                 f"resuming {run_dir.name} after epoch {state['epoch']} (step {step})",
                 file=sys.stderr,
@@ -520,13 +505,11 @@ def _train_claimed(
     elif ctx.is_main:
         # Leftovers of a run that stopped before its first checkpoint: it starts from scratch, so
         # metrics or statistics already written are stale (also under --resume); set aside.
-        _truncate_after(run_dir, 0)
+        rundir_write.truncate_after(run_dir, 0)
     compiled = resolve_compile(config, device, total_steps - step)
     env["compile_resolved"] = compiled
     if ctx.is_main:
-        atomic_write_json(
-            run_dir / CONFIG_FILE, config.to_dict() | {"run_name": run_dir.name, "env": env}
-        )
+        rundir_write.write_config(run_dir, config, env)
 
     train_model: nn.Module = model
     if ctx.world_size > 1:
@@ -541,7 +524,7 @@ def _train_claimed(
 
     layers = stats_layers(model) if config.store_stats else []
     recorder = (
-        StatsRecorder(run_dir / STATS_DIR, [n for n, _ in layers])
+        StatsRecorder(rundir.stats_dir(run_dir), [n for n, _ in layers])
         if layers and ctx.is_main
         else None
     )
@@ -678,7 +661,7 @@ def _train_claimed(
                     "wall_time_s": round(elapsed(), 3),
                 }
                 if ctx.is_main:
-                    _append_metrics(run_dir, last)
+                    rundir_write.append_metrics(run_dir, last)
                     progress.epoch(
                         f"epoch {epoch}/{config.train_epochs} step {step}: train loss {metrics['train_loss']:.4f} "
                         f"acc {metrics['train_acc']:.4f} | {data.eval_split} loss {metrics['test_loss']:.4f} "
@@ -716,23 +699,21 @@ def _train_claimed(
 
     if last is None:
         # Resumed a run whose last epoch was complete but result.json was not written yet.
-        rows = read_metrics(run_dir)
+        rows = rundir.read_metrics(run_dir)
         last = rows[-1] if rows else None
-    result = {
-        "status": status,
-        "epochs_completed": epoch,
-        "steps": step,
-        "wall_time_s": round(elapsed(), 3),
-        "final": last if status == "completed" else None,
-        "last_evaluation": last,
-        "test_error": (1.0 - last["test_acc"]) if status == "completed" and last else None,
-        "best_test_acc": best_acc,
-        "eval_split": data.eval_split,
-        "message": message,
-        "divergence": divergence,
-    }
+    result = rundir_write.run_result(
+        status,
+        epochs_completed=epoch,
+        steps=step,
+        wall_time_s=elapsed(),
+        last=last,
+        best_test_acc=best_acc,
+        eval_split=data.eval_split,
+        message=message,
+        divergence=divergence,
+    )
     if ctx.is_main:
-        atomic_write_json(result_path, result)
+        rundir_write.write_result(run_dir, result)
     _barrier(ctx)  # leave together: no rank tears down the process group while another writes
     return RunOutcome(run_dir, result)
 
@@ -784,139 +765,6 @@ def _mean_loss(running: torch.Tensor, n: int, multiplier: float, ctx: DistContex
 def _barrier(ctx: DistContext) -> None:
     if ctx.world_size > 1:
         torch.distributed.barrier()
-
-
-def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    path = run_dir / METRICS_FILE
-    try:
-        with open(path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-
-
-def _truncate_after(run_dir: Path, epoch: int) -> None:
-    """Drop metrics rows and statistics of epochs after the checkpoint (written before a crash).
-
-    Only rows of later epochs and a torn last line are dropped; a damaged line is kept where it
-    is (and reported with its number). When the file must be rewritten, the original is kept
-    beside it as ``metrics.jsonl.bak-<UTC time>``.
-    """
-    path = run_dir / METRICS_FILE
-    parsed = read_metrics_file(run_dir)
-    for note in describe_damaged(run_dir, parsed):
-        print(f"warning: {note}", file=sys.stderr)
-    kept = [text for text, row in parsed.lines if row is None or row["epoch"] <= epoch]
-    if path.exists() and (len(kept) != len(parsed.lines) or not _ends_with_newline(path)):
-        backup = path.with_name(
-            f"{METRICS_FILE}.bak-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
-        )
-        shutil.copy2(path, backup)
-        print(
-            f"note: {path}: dropped {len(parsed.lines) - len(kept)} row(s) of epochs after "
-            f"{epoch}{' and a torn last line' if parsed.torn_tail else ''}; the original is kept "
-            f"as {backup.name}",
-            file=sys.stderr,
-        )
-        if kept:
-            atomic_write_text(path, "".join(t + "\n" for t in kept))
-        else:
-            path.unlink()
-    for f in (run_dir / STATS_DIR).glob("epoch_*.npz"):
-        if int(f.stem.split("_")[1]) > epoch:
-            f.unlink()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() == 0:
-            return True
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
-
-
-def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
-    """Refuse to clobber a different run or an unfinished one (read-only: safe on every rank)."""
-    existing = run_dir / CONFIG_FILE
-    if existing.exists():
-        try:
-            saved = RunConfig.from_dict(read_json_object(existing)).identity()
-        except (DamagedFile, UsageError, TypeError) as exc:
-            raise UsageError(
-                f"{existing} is damaged ({exc}); restore it, or delete the run directory to start "
-                "this run over"
-            ) from None
-        mine = config.identity()
-        if saved != mine:
-            diff = {k: (v, mine.get(k)) for k, v in saved.items() if mine.get(k) != v}
-            raise UsageError(
-                f"{run_dir} holds a run with different settings {diff}; use another --log-folder"
-            )
-    if ckpt.has_checkpoint(run_dir) and not resume:
-        raise UsageError(
-            f"{run_dir} already holds a checkpoint of an unfinished run; pass --resume to continue it "
-            "or delete the folder to start over"
-        )
-
-
-def _create_run_dir(run_dir: Path) -> None:
-    """Create the run directory and check it is writable before any training starts."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write to the log folder {run_dir.parent} ({exc.strerror or exc}); "
-            "choose a writable --log-folder"
-        ) from exc
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The topmost folder of ``path`` that does not exist yet (what a mkdir -p would create)."""
-    missing = None
-    for p in (path, *path.parents):
-        if p.exists():
-            break
-        missing = p
-    return missing
-
-
-def _remove_if_untouched(created: Path | None, run_dir: Path) -> None:
-    """After a usage error: remove the folders this call created, if they hold nothing but the lock."""
-    if created is None or not run_dir.is_dir():
-        return
-    if any(p.name != LOCK_FILE for p in run_dir.iterdir()):
-        return
-    shutil.rmtree(created, ignore_errors=True)
-
-
-def _finished_result(run_dir: Path, set_damaged_aside: bool = False) -> dict[str, Any] | None:
-    """result.json when the run is finished; None when unfinished or when result.json is damaged
-    (then, under the lock, it is renamed aside, named on stderr, and the run resumes)."""
-    try:
-        return read_result(run_dir)
-    except DamagedFile as exc:
-        if not set_damaged_aside:
-            return None
-        kept = set_aside(exc.path)
-        print(
-            f"warning: {exc}; kept as {kept.name}, the run is treated as unfinished",
-            file=sys.stderr,
-        )
-        return None
-
-
-def _held_message(run_dir: Path) -> str:
-    who = holder(run_dir) or "another process"
-    return (
-        f"{run_dir} is being trained by {who} (it holds {run_dir / LOCK_FILE}); wait for it to "
-        "finish or stop that process, then rerun"
-    )
 
 
 def _restore(state, run_dir, model, optimizer, scheduler, generator) -> None:

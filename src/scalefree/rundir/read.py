@@ -1,24 +1,4 @@
-"""Reading run directories: the one place that knows the on-disk layout of a finished run.
-
-A run directory (DESIGN section 6) holds ``config.json``, ``metrics.jsonl``, ``stats/``,
-``checkpoint.pt`` and ``result.json``; the last is written last and atomically and marks the run
-complete. Sweeps, plots and reports read runs only through this module.
-
-``result.json`` schema::
-
-    {"status": "completed" | "diverged" | "failed",
-     "epochs_completed": int, "steps": int, "wall_time_s": float,
-     "final": {"epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr"} | null,
-     "last_evaluation": the last metrics row (also for diverged runs) | null,
-     "test_error": float | null,   # 1 - final test_acc; null unless completed
-     "best_test_acc": float | null, "eval_split": "test" | "val", "message": str | null,
-     "divergence": {"reason": "non-finite" | "factor", "loss", "reference_loss", "factor",
-                    "epoch", "step"} | null}   # why a diverged run was stopped
-
-Tables and heatmaps charge diverged and failed runs DIVERGED_ERROR (see RunRecord.test_error).
-
-``metrics.jsonl``: one JSON object per evaluation with the keys of ``final`` plus ``wall_time_s``.
-Accuracies are fractions in [0, 1]; losses include ``--loss-multiplier``.
+"""Reading run directories: every reader of config.json, metrics.jsonl and result.json.
 
 Damaged files are data to report, never a crash and never deleted: a metrics line that is not a
 row is skipped by readers, reported with its line number and kept on any rewrite (only a torn
@@ -39,14 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-RESULT_FILE = "result.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-STATS_DIR = "stats"
-STATUSES = ("completed", "diverged", "failed")
-# Test error charged to a diverged (or failed) run in heatmaps and tables: the reference scripts' 1.1.
-DIVERGED_ERROR = 1.1
+from scalefree.rundir.layout import (
+    CONFIG_FILE,
+    DIVERGED_ERROR,
+    METRICS_FILE,
+    RESULT_FILE,
+    STATUSES,
+)
 
 
 class DamagedFile(Exception):

@@ -1,0 +1,73 @@
+"""The run directory's layout: file names, statuses and the result.json schema, in one place.
+
+A run directory is ``<log folder>/<RunConfig.run_name()>`` and holds::
+
+    config.json          the RunConfig (``to_dict``) + "run_name" + "env" (device, versions, ...)
+    metrics.jsonl        one JSON object per evaluation (below)
+    stats/epoch_NNNN.npz update statistics of one epoch (scalefree.train.stats)
+    checkpoint.pt        latest complete epoch (+ checkpoint.prev.pt; scalefree.train.checkpoint)
+    .lock                held by the process training the run (scalefree.locking)
+    result.json          written last and atomically: its presence marks the run finished
+
+``result.json`` schema::
+
+    {"status": "completed" | "diverged" | "failed",
+     "epochs_completed": int, "steps": int, "wall_time_s": float,
+     "final": {"epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr"} | null,
+     "last_evaluation": the last metrics row (also for diverged runs) | null,
+     "test_error": float | null,   # 1 - final test_acc; null unless completed (failed: 1.1)
+     "best_test_acc": float | null, "eval_split": "test" | "val", "message": str | null,
+     "divergence": {"reason": "non-finite" | "factor", "loss", "reference_loss", "factor",
+                    "epoch", "step"} | null,   # why a diverged run was stopped
+     "traceback": str}   # failed runs only
+
+Tables and heatmaps charge diverged and failed runs DIVERGED_ERROR (see RunRecord.test_error).
+
+``metrics.jsonl``: one JSON object per evaluation with the keys of ``final`` plus ``wall_time_s``.
+Accuracies are fractions in [0, 1]; losses include ``--loss-multiplier``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+STATS_DIR = "stats"
+STATS_GLOB = "epoch_*.npz"
+STATUSES = ("completed", "diverged", "failed")
+# Test error charged to a diverged (or failed) run in heatmaps and tables: the reference scripts' 1.1.
+DIVERGED_ERROR = 1.1
+
+
+def run_dir_of(config: Any) -> Path:
+    """Where a RunConfig's run lives: ``<log_folder>/<run_name()>`` (the only place this is built)."""
+    return Path(config.log_folder) / config.run_name()
+
+
+def stats_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / STATS_DIR
+
+
+def stats_name(epoch: int) -> str:
+    """The name of one epoch's statistics file inside ``stats/``."""
+    return f"epoch_{epoch:04d}.npz"
+
+
+def stats_file(run_dir: str | Path, epoch: int) -> Path:
+    """The statistics file of one epoch."""
+    return stats_dir(run_dir) / stats_name(epoch)
+
+
+def stats_files(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of every statistics file of a run, in epoch order."""
+    found = []
+    for f in stats_dir(run_dir).glob(STATS_GLOB):
+        try:
+            found.append((int(f.stem.split("_")[1]), f))
+        except (IndexError, ValueError):
+            continue  # not one of ours (e.g. a user's copy "epoch_final.npz"): ignored
+    return sorted(found)
