@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers import assert_close
 from tests.reference.adam_family import run_reference
 from tests.reference.decay_rules import (
     CAUTION_FLOOR,
@@ -51,7 +52,7 @@ def test_matches_family_reference_without_new_options(name, convention):
     family = run_reference(name, init, **kw)
     for g, f in zip(ours.groups, family.groups):
         for a, b in zip(g.params, f.params):
-            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+            assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_corrected_strength_and_timescale_closed_forms():
@@ -69,7 +70,7 @@ def test_caution_mask_by_hand():
     u = torch.tensor([1.0, -2.0, 3.0, 4.0], dtype=torch.float64)
     m = torch.tensor([1.0, -1.0, 1.0, 0.0], dtype=torch.float64)
     g = torch.tensor([2.0, 1.0, 0.5, 1.0], dtype=torch.float64)  # agree, disagree, agree, m = 0
-    torch.testing.assert_close(
+    assert_close(
         caution_mask(u, m, g), torch.tensor([2.0, 0.0, 6.0, 0.0], dtype=torch.float64)
     )
     none = caution_mask(u, m, -m)  # no coordinate agrees: u is zeroed, the floor avoids 0/0
@@ -83,7 +84,7 @@ def test_cautious_decay_decays_only_where_update_and_weight_agree():
     ref.step([[g]])
     s, u = 0.5, 0.1 * torch.sign(g)
     mask = (u * x >= 0).to(x.dtype)  # [1, 0, 0]
-    torch.testing.assert_close(ref.groups[0].params[0], x - u - s * mask * x)
+    assert_close(ref.groups[0].params[0], x - u - s * mask * x)
 
 
 def _group(params, alpha, wd):
