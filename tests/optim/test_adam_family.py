@@ -266,7 +266,7 @@ def test_adamw_and_adamprox_differ_by_second_order_terms():
 
 # ---------------------------------------------------------------- properties
 
-SCALE_FREE = [n for n in FAMILY if "scale_free" in OPTIMIZERS.get(n).tags]
+SCALE_FREE = [n for n in FAMILY if OPTIMIZERS.get(n).scale_free]
 
 
 @settings(max_examples=12, deadline=None)
