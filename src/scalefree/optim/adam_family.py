@@ -613,7 +613,7 @@ def _prox_l2(group, params: list[Tensor], s, process_group) -> None:
     norms = tc.foreach_norm(params) if params else []
     if group["prox_norm"] == "tensor":
         if params:
-            torch._foreach_mul_(params, list(_shrink(torch.stack(norms), s).unbind()))
+            tc.foreach_mul_(params, list(_shrink(torch.stack(norms), s).unbind()))
         return
     if process_group is None:
         total = torch.linalg.vector_norm(torch.stack(norms))
@@ -631,7 +631,7 @@ def _prox_l2(group, params: list[Tensor], s, process_group) -> None:
         tc.all_reduce_sum_(sq, process_group)
         total = sq.sqrt()
     if params:
-        torch._foreach_mul_(params, _shrink(total, s).to(params[0].dtype))
+        tc.foreach_mul_(params, _shrink(total, s).to(params[0].dtype))
 
 
 def _step_value(step: Tensor, p: Tensor) -> float | Tensor:
