@@ -1,10 +1,11 @@
 """One-pass CPU kernels for the Adam family, with the pure-torch path as the automatic fallback.
 
-``prox_step`` takes the Adam step and the variant's decay or proximal operator of DESIGN section 3
-in one pass over (x, g, m, v): 28 bytes per float32 parameter, the bandwidth floor of any Adam. All
-tensors of a group go to one C++ call that splits their elements between torch's threads, so a
-thousand small tensors cost one parallel region. AdamProxL2 needs the norm of y = x - u first: the
-pass writes y and sums y^2 per tensor, a second pass scales (36 bytes per parameter in all).
+``prox_step`` takes the Adam step and the rule's decay or proximal operator (the table in
+``scalefree.optim.adam_family``'s docstring) in one pass over (x, g, m, v): 28 bytes per float32
+parameter, the bandwidth floor of any Adam. All tensors of a group go to one C++ call that splits
+their elements between torch's threads, so a thousand small tensors cost one parallel region.
+AdamProxL2 needs the norm of y = x - u first: the pass writes y and sums y^2 per tensor, a second
+pass scales (36 bytes per parameter in all).
 
 The kernel is ``_adam_kernels.cpp``, built on first use with torch.utils.cpp_extension (a C++
 compiler and ninja are needed; about 40 s on 2 cores) and cached by torch under
@@ -151,7 +152,7 @@ def prox_step(
 ) -> bool:
     """The whole step of operator ``code`` (Adam step and decay/prox) in one pass; False: not taken.
 
-    ``s`` is the decay strength of DESIGN section 3 (already in its convention); ``weight_decay``
+    ``s`` is the decay strength (``AdamFamily.decay_strength``, already in its convention); ``weight_decay``
     is lambda, used by the L2 code only. Steps are incremented here. Returns False without touching
     anything when the compiled kernel is off, unavailable, or not for these tensors.
     """
