@@ -47,6 +47,13 @@ class Entry(Generic[T]):
         """Names of this entry type's boolean fields (what ``names(capability)`` accepts)."""
         return tuple(f.name for f in fields(cls) if f.type in (bool, "bool"))
 
+    @property
+    def tags(self) -> frozenset[str]:
+        """The capabilities this entry has, as names (read-only, derived from the typed fields;
+        kept so that ``"adam_family" in entry.tags`` written against the old string tags still
+        reads the same answer)."""
+        return frozenset(c for c in self.capabilities() if getattr(self, c))
+
 
 @dataclass(frozen=True)
 class DatasetEntry(Entry[T]):

@@ -89,6 +89,7 @@ def test_entries_carry_family_and_depth() -> None:
         assert entry.factory is (densenet_bc if entry.family == "densenet" else resnet)
         assert entry.name.endswith(str(entry.depth)) and entry.defaults["depth"] == entry.depth
         assert entry.batch_norm_option
+        assert entry.tags == {entry.family, "batch_norm_option"}
 
 
 def test_a_model_without_batch_norm_option_ignores_the_flag() -> None:

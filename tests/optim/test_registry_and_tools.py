@@ -54,6 +54,9 @@ def test_entries_carry_typed_capabilities_and_options():
     assert accepted_options("SGD") == {"maximize", "foreach"}
     with pytest.raises(ValueError, match="no capability 'cifar'; they have: adam_family"):
         OPTIMIZERS.names("cifar")
+    # Read-only tags derived from the typed fields, for code written against the string tags.
+    assert OPTIMIZERS.get("AdamW").tags == {"adam_family", "scale_free"}
+    assert OPTIMIZERS.get("SGD").tags == {"baseline"}
 
 
 def test_plot_order_and_colours_are_read_from_the_entries():

@@ -48,6 +48,11 @@ class ModelEntry(Entry[nn.Module]):
     depth: int = 0
     batch_norm_option: bool = True
 
+    @property
+    def tags(self) -> frozenset[str]:
+        """The capabilities plus the family name (the old tags were "resnet" / "densenet")."""
+        return super().tags | {self.family}
+
 
 MODELS: Registry[ModelEntry] = Registry("model", ModelEntry)
 
