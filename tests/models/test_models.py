@@ -10,7 +10,15 @@ import torch
 from torch import nn
 
 from scalefree.errors import UsageError
-from scalefree.models import MODELS, NORM_TYPES, build_model, count_parameters
+from scalefree.models import (
+    MODELS,
+    NORM_TYPES,
+    ModelEntry,
+    build_model,
+    count_parameters,
+    densenet_bc,
+    resnet,
+)
 from scalefree.models.resnet import PadShortcut
 from scalefree.registry import UnknownNameError
 from tests.helpers import assert_close
@@ -73,6 +81,24 @@ def test_forward_shape(name: str, batch_norm: bool) -> None:
     assert out.shape == (2, 7)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
+
+
+def test_entries_carry_family_and_depth() -> None:
+    for entry in MODELS:
+        assert entry.family == ("densenet" if "DenseNet" in entry.name else "resnet")
+        assert entry.factory is (densenet_bc if entry.family == "densenet" else resnet)
+        assert entry.name.endswith(str(entry.depth)) and entry.defaults["depth"] == entry.depth
+        assert entry.batch_norm_option
+        assert entry.tags == {entry.family, "batch_norm_option"}
+
+
+def test_a_model_without_batch_norm_option_ignores_the_flag() -> None:
+    entry = ModelEntry("Toy", lambda num_classes: nn.Linear(3, num_classes), "toy",
+                       batch_norm_option=False)  # fmt: skip
+    with MODELS.registered(entry):
+        assert build_model("toy", num_classes=4, batch_norm=False).out_features == 4
+        assert build_model("toy", num_classes=4, batch_norm=True).out_features == 4
+    assert "Toy" not in MODELS
 
 
 def test_lookup_is_case_insensitive() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from scalefree.optim import (
     OPTIMIZERS,
+    AdamFamily,
     AdamL2,
     AdamProx,
     AdamProxD,
@@ -266,7 +267,7 @@ def test_adamw_and_adamprox_differ_by_second_order_terms():
 
 # ---------------------------------------------------------------- properties
 
-SCALE_FREE = [n for n in FAMILY if "scale_free" in OPTIMIZERS.get(n).tags]
+SCALE_FREE = [n for n in FAMILY if OPTIMIZERS.get(n).scale_free]
 
 
 @settings(max_examples=12, deadline=None)
@@ -442,3 +443,36 @@ def test_per_group_alpha():
     assert [opt.decay_strength(g) for g in opt.param_groups] == [pytest.approx(0.1)] * 2
     opt.param_groups[0]["lr"] = 0.05
     assert opt.decay_strength(opt.param_groups[0]) == pytest.approx(0.05)
+
+
+class _ProxByHook(AdamFamily):
+    """AdamProx written with the second hook only: a plain Adam step, then y / (1 + s)."""
+
+    def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s):
+        for p in params:
+            p.div_(1 + s)
+
+
+@pytest.mark.parametrize("convention", ["schedule", "lr"])
+def test_a_new_rule_is_a_subclass_overriding_the_hooks(convention):
+    """A subclass without a one-pass kernel takes torch's path plus its own _prox; AdamProx's
+    folded form (hook 1) and this post-step form (hook 2) are the same rule."""
+    gen = torch.Generator().manual_seed(3)
+    grads = [torch.randn(6, generator=gen, dtype=torch.float64) for _ in range(10)]
+    out = []
+    for cls in (AdamProx, _ProxByHook):
+        x = torch.linspace(-1, 1, 6, dtype=torch.float64, requires_grad=True)
+        opt = cls([x], lr=0.05, weight_decay=0.5, decay_convention=convention)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+        for g in grads:
+            x.grad = g.clone()
+            opt.step()
+            sched.step()
+        out.append(x.detach())
+    assert_close(out[1], out[0])
+    assert type(opt).__name__ == "_ProxByHook"
+
+
+def test_the_base_class_is_not_an_optimizer_by_itself():
+    with pytest.raises(TypeError, match="use one of the named optimizers: AdamL2, AdamW, AdamProx"):
+        AdamFamily([torch.zeros(1, requires_grad=True)])

@@ -10,8 +10,12 @@ from torch import nn
 
 from scalefree.cli import main
 from scalefree.errors import UsageError
-from scalefree.optim import OPTIMIZERS, build_optimizer, param_groups
+from scalefree.optim import OPTIMIZERS, AdamFamily, build_optimizer, param_groups
+from scalefree.optim.registry import accepted_options
 from scalefree.optim.scale_free import check_scale_free
+from scalefree.plots.figures import METHOD_COLORS
+from scalefree.plots.tables import METHOD_ORDER, method_sort_key
+from tests.reference.adam_family import NAMES
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS.names())
@@ -35,6 +39,40 @@ def test_unsupported_option_is_a_usage_error():
         build_optimizer("SGD", [torch.ones(1, requires_grad=True)], lr=0.1, amsgrad=True)
     with pytest.raises(UsageError, match="unknown optimizer 'AdamX'; choose one of: AdamL2, AdamW"):
         build_optimizer("AdamX", [torch.ones(1, requires_grad=True)], lr=0.1)
+
+
+def test_entries_carry_typed_capabilities_and_options():
+    family = OPTIMIZERS.names("adam_family")
+    assert family == NAMES  # a new family member also needs its float64 reference
+    for name in family:
+        entry = OPTIMIZERS.get(name)
+        assert issubclass(entry.factory, AdamFamily) and entry.factory.__name__ == name
+        assert "decay_convention" in entry.options and not entry.baseline
+        assert ("norm_process_group" in entry.options) == (name == "AdamProxL2")
+    assert OPTIMIZERS.names("scale_free") == ("AdamW", "AdamProx", "AdamProxL2", "AdamProxL1")
+    assert OPTIMIZERS.names("baseline") == ("SGD", "SGDM", "AdaGrad", "RMSProp", "Adam")
+    assert accepted_options("SGD") == {"maximize", "foreach"}
+    with pytest.raises(ValueError, match="no capability 'cifar'; they have: adam_family"):
+        OPTIMIZERS.names("cifar")
+    # Read-only tags derived from the typed fields, for code written against the string tags.
+    assert OPTIMIZERS.get("AdamW").tags == {"adam_family", "scale_free"}
+    assert OPTIMIZERS.get("SGD").tags == {"baseline"}
+
+
+def test_plot_order_and_colours_are_read_from_the_entries():
+    """The values that plots/tables.py and plots/figures.py used to list, now in the entries."""
+    assert tuple(METHOD_ORDER) == (
+        "AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD",
+        "Adam", "SGD", "SGDM", "AdaGrad", "RMSProp",
+    )  # fmt: skip
+    assert dict(METHOD_COLORS) == {
+        "AdamL2": "tab:blue", "AdamW": "tab:red", "AdamProx": "tab:green",
+        "AdamProxL2": "tab:purple", "AdamProxL1": "tab:brown", "AdamProxD": "tab:olive",
+        "Adam": "tab:gray", "SGD": "tab:pink", "SGDM": "tab:cyan", "AdaGrad": "gold",
+        "RMSProp": "black",
+    }  # fmt: skip
+    assert method_sort_key("AdamProxD") < method_sort_key("Adam") < method_sort_key("Zeta")
+    assert METHOD_COLORS.get("NotRegistered", "tab:gray") == "tab:gray"
 
 
 def test_param_groups_exclude_bias_and_norm():

@@ -24,7 +24,7 @@ from scalefree.data.download import download_cifar
 from scalefree.data.raw import RawDataset
 from scalefree.data.synthetic import DEFAULT_SIZES, SYNTHETIC_NUM_CLASSES, make_synthetic
 from scalefree.errors import UsageError
-from scalefree.registry import Registry
+from scalefree.registry import DatasetEntry, Registry
 
 PAD = 4  # Lee et al. (2015): zero-pad 4 pixels, then a random 32x32 crop
 CROP = 32
@@ -59,25 +59,26 @@ def _synthetic_source(
 
 
 # A factory takes (dataroot, *, download, synthetic_sizes) and returns a RawDataset on the CPU.
-DATASETS: Registry[RawDataset] = Registry("dataset")
+DATASETS: Registry[DatasetEntry[RawDataset]] = Registry("dataset", DatasetEntry)
 DATASETS.add(
     "CIFAR10",
     functools.partial(_cifar_source, "CIFAR10"),
     "CIFAR-10: 50,000 train / 10,000 test 32x32 RGB images, 10 classes",
-    tags={"cifar", "real"},
+    cifar=True,
+    downloadable=True,
 )
 DATASETS.add(
     "CIFAR100",
     functools.partial(_cifar_source, "CIFAR100"),
     "CIFAR-100: 50,000 train / 10,000 test 32x32 RGB images, 100 fine classes",
-    tags={"cifar", "real"},
+    cifar=True,
+    downloadable=True,
 )
 DATASETS.add(
     "synthetic",
     _synthetic_source,
     "deterministic learnable CIFAR-shaped data (2560 train / 512 test, 10 classes), no files",
     defaults={"n_train": DEFAULT_SIZES[0], "n_test": DEFAULT_SIZES[1], "seed": 0},
-    tags={"synthetic"},
 )
 
 _NUM_CLASSES = {"CIFAR10": 10, "CIFAR100": 100, "synthetic": SYNTHETIC_NUM_CLASSES}

@@ -7,6 +7,9 @@ returns N x num_classes logits; ``batch_norm=False`` removes every BatchNorm and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from torch import nn
 
 from scalefree.errors import UsageError
@@ -17,6 +20,7 @@ from scalefree.registry import Entry, Registry, UnknownNameError
 
 __all__ = [
     "MODELS",
+    "ModelEntry",
     "NORM_TYPES",
     "CifarResNet",
     "DenseNetBC",
@@ -28,9 +32,29 @@ __all__ = [
     "resnet",
 ]
 
-# Normalization layers (one definition, shared with the decay/no-decay groups and statistics).
 
-MODELS: Registry[nn.Module] = Registry("model")
+@dataclass(frozen=True)
+class ModelEntry(Entry[nn.Module]):
+    """A registered model. Its factory is called as ``factory(num_classes=..., batch_norm=...)``
+    (plus ``defaults``) and returns a module mapping N x 3 x 32 x 32 to N x num_classes.
+
+    family: the architecture family ("resnet", "densenet", or "other" for added models).
+    depth: its depth in layers (0 where that is not meaningful).
+    batch_norm_option: the factory takes ``batch_norm``; False for a model without BatchNorm,
+        which is then built the same way for either value of ``--batch-norm``.
+    """
+
+    family: Literal["resnet", "densenet", "other"] = "other"
+    depth: int = 0
+    batch_norm_option: bool = True
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """The capabilities plus the family name (the old tags were "resnet" / "densenet")."""
+        return super().tags | {self.family}
+
+
+MODELS: Registry[ModelEntry] = Registry("model", ModelEntry)
 
 for _depth in RESNET_DEPTHS:
     MODELS.add(
@@ -39,14 +63,16 @@ for _depth in RESNET_DEPTHS:
         f"CIFAR ResNet-{_depth} ({(_depth - 2) // 6} basic blocks per stage, option-A "
         "shortcuts; He et al. 2016)",
         defaults={"depth": _depth},
-        tags={"resnet"},
+        family="resnet",
+        depth=_depth,
     )
 MODELS.add(
     "DenseNetBC100",
     densenet_bc,
     "DenseNet-BC, depth 100, growth rate 12, compression 0.5 (Huang et al. 2017)",
     defaults={"depth": 100, "growth_rate": 12, "compression": 0.5},
-    tags={"densenet"},
+    family="densenet",
+    depth=100,
 )
 del _depth
 
@@ -60,6 +86,8 @@ def build_model(name: str, num_classes: int = 10, batch_norm: bool = True) -> nn
     entry = MODELS.get(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise UsageError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not entry.batch_norm_option:
+        return entry.build(num_classes=num_classes)
     return entry.build(num_classes=num_classes, batch_norm=batch_norm)
 
 

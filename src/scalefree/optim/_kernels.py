@@ -1,10 +1,11 @@
 """One-pass CPU kernels for the Adam family, with the pure-torch path as the automatic fallback.
 
-``prox_step`` takes the Adam step and the variant's decay or proximal operator of DESIGN section 3
-in one pass over (x, g, m, v): 28 bytes per float32 parameter, the bandwidth floor of any Adam. All
-tensors of a group go to one C++ call that splits their elements between torch's threads, so a
-thousand small tensors cost one parallel region. AdamProxL2 needs the norm of y = x - u first: the
-pass writes y and sums y^2 per tensor, a second pass scales (36 bytes per parameter in all).
+``prox_step`` takes the Adam step and the rule's decay or proximal operator (the table in
+``scalefree.optim.adam_family``'s docstring) in one pass over (x, g, m, v): 28 bytes per float32
+parameter, the bandwidth floor of any Adam. All tensors of a group go to one C++ call that splits
+their elements between torch's threads, so a thousand small tensors cost one parallel region.
+AdamProxL2 needs the norm of y = x - u first: the pass writes y and sums y^2 per tensor, a second
+pass scales (36 bytes per parameter in all).
 
 The kernel is ``_adam_kernels.cpp``, built on first use with torch.utils.cpp_extension (a C++
 compiler and ninja are needed; about 40 s on 2 cores) and cached by torch under
@@ -40,15 +41,9 @@ SOURCE = Path(__file__).with_name("_adam_kernels.cpp")
 # a computed value.
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 LDFLAGS = ["-fopenmp"]
-# Variant codes of _adam_kernels.cpp: the operator applied after the Adam step.
+# Operator codes of _adam_kernels.cpp (its enum Variant): what follows the Adam step. Each
+# optimizer class names its own code (``AdamFamily.kernel_code``); PLAIN is a step without decay.
 PLAIN, L2, W, PROX, PROX_L2, PROX_L1, PROX_D = range(7)
-_CODES = {
-    "AdamW": W,
-    "AdamProx": PROX,
-    "AdamProxL2": PROX_L2,
-    "AdamProxL1": PROX_L1,
-    "AdamProxD": PROX_D,
-}
 
 _lock = threading.Lock()
 _state: dict[str, object] = {"module": None, "path": None}
@@ -136,14 +131,8 @@ def kernel_path() -> str:
     return str(_state["path"])
 
 
-def _variant_code(variant: str, s: float, weight_decay: float) -> int:
-    if variant == "AdamL2":
-        return L2 if weight_decay > 0 else PLAIN
-    return _CODES[variant] if s > 0 else PLAIN
-
-
 def prox_step(
-    variant: str,
+    code: int,
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
@@ -161,10 +150,10 @@ def prox_step(
     maximize: bool,
     prox_norm: str = "group",
 ) -> bool:
-    """The whole step of ``variant`` (Adam step and decay/prox) in one pass; False: not taken.
+    """The whole step of operator ``code`` (Adam step and decay/prox) in one pass; False: not taken.
 
-    ``s`` is the decay strength of DESIGN section 3 (already in its convention); ``weight_decay``
-    is lambda, used by AdamL2 only. Steps are incremented here. Returns False without touching
+    ``s`` is the decay strength (``AdamFamily.decay_strength``, already in its convention); ``weight_decay``
+    is lambda, used by the L2 code only. Steps are incremented here. Returns False without touching
     anything when the compiled kernel is off, unavailable, or not for these tensors.
     """
     if not params or isinstance(lr, Tensor) or not enabled_by_env():
@@ -176,7 +165,6 @@ def prox_step(
     mod = load_module()
     if mod is None:
         return False
-    code = _variant_code(variant, s, weight_decay)
     sums = mod.step(
         code,
         params,
@@ -218,7 +206,7 @@ def shrink_factors(sums: Tensor, s: float, prox_norm: str) -> Tensor:
     return torch.where(norms > 0, (1.0 - s / norms).clamp_min(0.0), torch.zeros_like(norms))
 
 
-def group_step(variant: str, group: dict, tensors: tuple[list[Tensor], ...], s: float) -> bool:
+def group_step(code: int, group: dict, tensors: tuple[list[Tensor], ...], s: float) -> bool:
     """``prox_step`` with the options of an optimizer's param group; the caller's one-line hook.
 
     ``tensors`` = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps). Groups that ask
@@ -228,7 +216,7 @@ def group_step(variant: str, group: dict, tensors: tuple[list[Tensor], ...], s: 
         return False
     beta1, beta2 = group["betas"]
     return prox_step(
-        variant,
+        code,
         *tensors,
         lr=group["lr"],
         beta1=float(beta1),

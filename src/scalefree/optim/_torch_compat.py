@@ -1,32 +1,71 @@
-"""Every private torch API the optimizers use, in one place, each behind a feature check.
+"""Every private torch API scalefree uses, in one place, each behind a feature check.
 
-torch does not promise these names across releases; if one moves, the error below names it and the
-torch version, instead of an AttributeError deep inside a training step.
+torch does not promise these names across releases; if one moves, the error below names it, the
+installed torch and the versions that have it, instead of an AttributeError deep inside a training
+step. Nothing else in ``src/`` imports a private torch name (tests/optim checks that).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+# The oldest torch whose private APIs below were checked (pyproject's floor).
+TORCH_FLOOR = "2.1"
 
 
-def _missing(name: str) -> Callable[..., Any]:
+def _missing(name: str, since: str = TORCH_FLOOR) -> Callable[..., Any]:
     def fail(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(
-            f"scalefree.optim needs {name}, which torch {torch.__version__} does not provide; "
-            "install a torch version this scalefree release supports (see README, Setup)"
-        )
+        raise RuntimeError(missing_message(name, since))
 
     return fail
 
 
+def missing_message(name: str, since: str = TORCH_FLOOR) -> str:
+    return (
+        f"scalefree.optim needs {name}, which torch {torch.__version__} does not provide "
+        f"(torch {since} and later have it); install torch>={since} (see README, Setup)"
+    )
+
+
 try:  # the functional Adam (fused, foreach and single-tensor kernels) behind torch.optim.Adam
-    from torch.optim.adam import adam as torch_adam
+    from torch.optim.adam import adam as _torch_adam
 except ImportError:  # pragma: no cover - depends on the installed torch
-    torch_adam = _missing("torch.optim.adam.adam")
+    _torch_adam = _missing("torch.optim.adam.adam")
+try:  # older torch keeps the decoupled (AdamW) form in its own function
+    from torch.optim.adamw import adamw as _torch_adamw
+except ImportError:  # pragma: no cover
+    _torch_adamw = None
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return False
+
+
+_ADAM_DECOUPLES = _takes(_torch_adam, "decoupled_weight_decay")
+
+
+def torch_adam(*tensor_lists: list[Tensor], decoupled_weight_decay: bool, **kw: Any) -> None:
+    """torch's functional Adam step (``torch.optim.adam.adam``), decoupled = AdamW's decay.
+
+    Newer torch takes ``decoupled_weight_decay=``; older torch has the decoupled form as
+    ``torch.optim.adamw.adamw`` with the same arguments, used then."""
+    if _ADAM_DECOUPLES:
+        _torch_adam(*tensor_lists, decoupled_weight_decay=decoupled_weight_decay, **kw)
+    elif not decoupled_weight_decay:
+        _torch_adam(*tensor_lists, **kw)
+    elif _torch_adamw is not None:
+        _torch_adamw(*tensor_lists, **kw)
+    else:  # pragma: no cover
+        raise RuntimeError(missing_message("torch.optim.adamw.adamw or decoupled_weight_decay"))
+
 
 try:
     from torch.optim.optimizer import _get_fused_kernels_supported_devices as _fused_devices
@@ -56,6 +95,29 @@ def check_fused_device_dtype(p: Tensor) -> None:
             "`fused=True` requires all the params to be floating point Tensors of "
             f"supported devices: {devices} but {p.dtype} and {p.device.type}"
         )
+
+
+def foreach_mul_(tensors: list[Tensor], factors: Tensor | list[Tensor]) -> None:
+    """tensors[i] *= factors (one 0-d tensor) or factors[i], in one multi-tensor call where
+    torch has ``torch._foreach_mul_``."""
+    fn = getattr(torch, "_foreach_mul_", None)
+    if fn is not None:
+        fn(tensors, factors)
+        return
+    for i, t in enumerate(tensors):  # pragma: no cover - torch without foreach ops
+        t.mul_(factors if isinstance(factors, Tensor) else factors[i])
+
+
+def norm_layer_base() -> tuple[type[nn.Module], ...]:
+    """The common base of BatchNorm*/InstanceNorm*/SyncBatchNorm (torch's private ``_NormBase``),
+    or those classes themselves where torch no longer has it."""
+    base = getattr(nn.modules.batchnorm, "_NormBase", None)
+    if isinstance(base, type) and issubclass(base, nn.Module):
+        return (base,)
+    return (  # pragma: no cover - depends on the installed torch
+        nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+        nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+    )  # fmt: skip
 
 
 def foreach_norm(tensors: list[Tensor]) -> list[Tensor]:

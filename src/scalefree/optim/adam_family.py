@@ -31,7 +31,7 @@ AdamW       x <- (1 - s) x - u                                   paper, eq. (4)
 AdamProx    x <- (x - u) / (1 + s)                               paper, eq. (5)
 AdamProxL2  y = x - u;  x <- max(1 - s / ||y||, 0) y             paper, Section 5
 AdamProxL1  y = x - u;  x <- sign(y) max(|y| - s, 0)             paper, Section 5
-AdamProxD   x <- (D x - lr_t m_hat) / (D + s)                    "Decay No More" (seed 004)
+AdamProxD   x <- (D x - lr_t m_hat) / (D + s)                    "Decay No More"
 ==========  ===================================================  ===========================
 
 An AdamW decay strength s >= 1 would zero or flip the weights ((1 - s) x): the step raises a
@@ -61,7 +61,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -70,11 +71,63 @@ from torch.optim import Optimizer
 from scalefree.optim import _kernels
 from scalefree.optim import _torch_compat as tc
 
-DECAY_CONVENTIONS = ("schedule", "lr")
+Scalar = float | Tensor
+
+
+@dataclass(frozen=True)
+class DecayConvention:
+    """How lambda becomes the decay strength s of a step: the one place each convention's formula
+    is written. ``strength`` is s; ``per_lr`` is s / lr_t written without dividing by lr_t (which
+    may be 0): the weight_decay torch's AdamW kernel multiplies by lr_t. Both take
+    (lambda, lr_t, alpha). ``needs_alpha``: s divides by alpha, so a decaying group must be
+    built with a positive lr. ``formula`` and ``hint`` word the errors."""
+
+    name: str
+    strength: Callable[[float, Scalar, float], Scalar]
+    per_lr: Callable[[float, Scalar, float], Scalar]
+    needs_alpha: bool
+    formula: str
+    hint: str
+
+
+CONVENTIONS: dict[str, DecayConvention] = {
+    c.name: c
+    for c in (
+        DecayConvention(
+            "schedule",
+            strength=lambda lam, lr, alpha: lam * lr / alpha,
+            per_lr=lambda lam, lr, alpha: lam / alpha,
+            needs_alpha=True,
+            formula="weight_decay * lr / alpha",
+            hint="; note 'schedule' is the paper's convention (lambda is the decay per step at the "
+            "initial lr), torch's is decay_convention='lr'",
+        ),
+        DecayConvention(
+            "lr",
+            strength=lambda lam, lr, alpha: lam * lr,
+            per_lr=lambda lam, lr, alpha: lam,
+            needs_alpha=False,
+            formula="weight_decay * lr",
+            hint="; with torch's convention 'lr', weight_decay is per unit of lr",
+        ),
+    )
+}
+DECAY_CONVENTIONS = tuple(CONVENTIONS)
 PROX_NORMS = ("group", "tensor")
-VARIANTS = ("AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD")
 DEFAULT_CONVENTION = "lr"  # torch.optim.AdamW's; the paper's "schedule" is opt-in
 _FUSED_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
+def _expected(choices: Iterable[str]) -> str:
+    return " or ".join(repr(c) for c in choices)
+
+
+def decay_per_lr(group: dict[str, Any]) -> Scalar:
+    """s / lr_t of this group in its convention (0 without decay, also when alpha = 0)."""
+    lam = group["weight_decay"]
+    if not lam:
+        return 0.0
+    return CONVENTIONS[group["decay_convention"]].per_lr(lam, group["lr"], group["alpha"])
 
 
 def _validate(lr, betas, eps, weight_decay, foreach, fused, capturable) -> tuple:
@@ -181,6 +234,10 @@ def choose_kernels(group: dict[str, Any], params, grads, states, compiling: bool
 class AdamFamily(Optimizer):
     """Adam with one of the weight-decay rules above; use the named subclasses.
 
+    A subclass is one rule: it overrides two hooks, ``_fold_decay`` (what the decay changes in
+    torch's Adam kernel: its lr, its weight_decay and whether that is decoupled) and ``_prox``
+    (the operator applied afterwards to y = x - u), and sets the class attributes below.
+
     Args:
         params: iterable of parameters (or named parameters) or parameter-group dicts.
         lr: the learning rate (float or 1-element tensor; default 1e-3). The lr each group is
@@ -203,7 +260,14 @@ class AdamFamily(Optimizer):
             norms are global already.
     """
 
-    variant: str = ""
+    # One-pass C++ operator code (``_kernels.W``...) for a step that decays; None: no such kernel.
+    kernel_code: ClassVar[int | None] = None
+    # lambda x enters the gradient (AdamL2): no decay convention, no alpha needed.
+    decay_in_gradient: ClassVar[bool] = False
+    # A decay strength s >= this would zero or flip the weights ((1 - s) x): refused. None: any s.
+    max_decay_strength: ClassVar[float | None] = None
+    # The prox needs a norm over the whole group, so sharded parameters take norm_process_group.
+    group_norm: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -222,17 +286,21 @@ class AdamFamily(Optimizer):
         prox_norm: str = "group",
         norm_process_group: Any = None,
     ) -> None:
-        if self.variant not in VARIANTS:
-            raise TypeError("use one of the named optimizers: " + ", ".join(VARIANTS))
+        if type(self) is AdamFamily:
+            raise TypeError("use one of the named optimizers: " + ", ".join(family_names()))
         betas = _validate(lr, betas, eps, weight_decay, foreach, fused, capturable)
         if decay_convention not in DECAY_CONVENTIONS:
             raise ValueError(
-                f"Invalid decay_convention: {decay_convention!r} (expected 'schedule' or 'lr')"
+                f"Invalid decay_convention: {decay_convention!r} "
+                f"(expected {_expected(DECAY_CONVENTIONS)})"
             )
         if prox_norm not in PROX_NORMS:
-            raise ValueError(f"Invalid prox_norm: {prox_norm!r} (expected 'group' or 'tensor')")
-        if norm_process_group is not None and self.variant != "AdamProxL2":
-            raise ValueError(f"norm_process_group applies to AdamProxL2 only, not {self.variant}")
+            raise ValueError(f"Invalid prox_norm: {prox_norm!r} (expected {_expected(PROX_NORMS)})")
+        if norm_process_group is not None and not self.group_norm:
+            takers = ", ".join(c.__name__ for c in family_classes() if c.group_norm)
+            raise ValueError(
+                f"norm_process_group applies to {takers} only, not {type(self).__name__}"
+            )
         # Not a group key: a process group cannot be saved in a state_dict.
         self.norm_process_group = norm_process_group
         defaults = dict(
@@ -258,22 +326,23 @@ class AdamFamily(Optimizer):
         self._check_group(group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        if group["decay_convention"] not in DECAY_CONVENTIONS:
+        conv = group["decay_convention"]
+        if conv not in DECAY_CONVENTIONS:
             raise ValueError(
-                f"Invalid decay_convention: {group['decay_convention']!r} "
-                "(expected 'schedule' or 'lr')"
+                f"Invalid decay_convention: {conv!r} (expected {_expected(DECAY_CONVENTIONS)})"
             )
         if group["prox_norm"] not in PROX_NORMS:
             raise ValueError(
-                f"Invalid prox_norm: {group['prox_norm']!r} (expected 'group' or 'tensor')"
+                f"Invalid prox_norm: {group['prox_norm']!r} (expected {_expected(PROX_NORMS)})"
             )
-        if not group["alpha"] > 0 and group["weight_decay"] > 0 and self.variant != "AdamL2":
-            if group["decay_convention"] == "schedule":
-                raise ValueError(
-                    "decay_convention='schedule' needs a positive lr when the group is built "
-                    f"(s = weight_decay * lr_t / alpha, alpha = {group['alpha']}); build it with "
-                    "the initial lr, or use decay_convention='lr'"
-                )
+        decays = group["weight_decay"] > 0 and not self.decay_in_gradient
+        if decays and not group["alpha"] > 0 and CONVENTIONS[conv].needs_alpha:
+            formula = CONVENTIONS[conv].formula.replace(" lr ", " lr_t ")
+            raise ValueError(
+                f"decay_convention={conv!r} needs a positive lr when the group is built "
+                f"(s = {formula}, alpha = {group['alpha']}); build it with "
+                "the initial lr, or use decay_convention='lr'"
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -309,16 +378,17 @@ class AdamFamily(Optimizer):
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def decay_strength(group: dict[str, Any]) -> float | Tensor:
-        """s for this step: lambda * lr_t ("lr") or lambda * lr_t / alpha ("schedule")."""
+    def decay_strength(group: dict[str, Any]) -> Scalar:
+        """s for this step, in the group's convention (see ``CONVENTIONS``)."""
         if group["weight_decay"] == 0:
             return 0.0  # also for alpha = 0 (a group built with lr = 0 and no decay)
-        s = group["weight_decay"] * group["lr"]
-        return s if group["decay_convention"] == "lr" else s / group["alpha"]
+        conv = CONVENTIONS[group["decay_convention"]]
+        return conv.strength(group["weight_decay"], group["lr"], group["alpha"])
 
     def _check_decay_strengths(self) -> None:
         """Raise before anything changes when a step would flip or zero the weights (s >= 1)."""
-        if self.variant != "AdamW":
+        limit = self.max_decay_strength
+        if limit is None:
             # Only (1 - s) x flips or zeroes x at s >= 1. AdamL2 has no multiplicative decay;
             # (x - u) / (1 + s) and D / (D + s) shrink for any s >= 0; for AdamProxL1/L2, s is a
             # threshold in the units of x (or of its norm), where s >= 1 is an ordinary value.
@@ -329,20 +399,14 @@ class AdamFamily(Optimizer):
             if isinstance(group["lr"], Tensor) and group["lr"].device.type != "cpu":
                 continue  # would sync the device every step (and break CUDA graphs)
             s = float(self.decay_strength(group))
-            if s >= 1:
-                conv = group["decay_convention"]
-                formula = "weight_decay * lr" + (" / alpha" if conv == "schedule" else "")
+            if s >= limit:
+                conv = CONVENTIONS[group["decay_convention"]]
                 raise ValueError(
-                    f"{self.variant}: decay strength s = {formula} = {s:.6g} >= 1 in param group "
-                    f"{i} (weight_decay={group['weight_decay']}, lr={float(group['lr']):.6g}, "
-                    f"alpha={group['alpha']:.6g}, decay_convention={conv!r}); a step would flip or "
-                    "zero the weights, so none was taken. Lower weight_decay or lr"
-                    + (
-                        "; note 'schedule' is the paper's convention (lambda is the decay per "
-                        "step at the initial lr), torch's is decay_convention='lr'"
-                        if conv == "schedule"
-                        else "; with torch's convention 'lr', weight_decay is per unit of lr"
-                    )
+                    f"{type(self).__name__}: decay strength s = {conv.formula} = {s:.6g} >= "
+                    f"{limit:g} in param group {i} (weight_decay={group['weight_decay']}, "
+                    f"lr={float(group['lr']):.6g}, alpha={group['alpha']:.6g}, "
+                    f"decay_convention={conv.name!r}); a step would flip or zero the weights, so "
+                    "none was taken. Lower weight_decay or lr" + conv.hint
                 )
 
     def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, compiling):
@@ -352,9 +416,9 @@ class AdamFamily(Optimizer):
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
-                raise RuntimeError(f"{self.variant} does not support sparse gradients")
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             if torch.is_complex(p):
-                raise RuntimeError(f"{self.variant} does not support complex parameters")
+                raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
             if group["foreach"] and isinstance(group["lr"], Tensor) and not group["capturable"]:
                 raise RuntimeError(
                     "lr as a Tensor is not supported for capturable=False and foreach=True"
@@ -374,7 +438,7 @@ class AdamFamily(Optimizer):
             exp_avg_sqs.append(state["exp_avg_sq"])
             if group["amsgrad"]:
                 max_sqs.append(state["max_exp_avg_sq"])
-        self._check_sharding(group, params)
+        self._check_params(group, params)
         states = [[self.state[p][k] for k in ("exp_avg", "exp_avg_sq")] for p in params]
         kernels = choose_kernels(group, params, grads, states, compiling)
         for p, kernel in zip(params, kernels):
@@ -392,20 +456,21 @@ class AdamFamily(Optimizer):
             state["step"] = state["step"].to(device, dtype)
         return state["step"]
 
-    def _check_sharding(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        """AdamProxL2's norms must be global: refuse the sharded layouts that would make them local."""
-        if self.variant != "AdamProxL2" or not any(tc.is_flat_param(p) for p in params):
+    def _check_params(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """A group norm must be global: refuse the sharded layouts that would make it local."""
+        if not self.group_norm or not any(tc.is_flat_param(p) for p in params):
             return
+        name = type(self).__name__
         if group["prox_norm"] == "tensor":
             raise ValueError(
-                "AdamProxL2 with prox_norm='tensor' cannot run on FSDP flat parameters (FSDP1 "
+                f"{name} with prox_norm='tensor' cannot run on FSDP flat parameters (FSDP1 "
                 "flattens many tensors into one shard, so per-tensor norms do not exist there); "
                 "use prox_norm='group' with norm_process_group, FSDP2 (fully_shard), or "
                 "FSDP(use_orig_params=True) without sharding"
             )
         if self.norm_process_group is None and tc.distributed_world_size() > 1:
             raise ValueError(
-                "AdamProxL2 on FSDP flat parameters sees one shard per rank, so its group norm "
+                f"{name} on FSDP flat parameters sees one shard per rank, so its group norm "
                 "would be a per-shard norm; pass norm_process_group=<the FSDP process group> "
                 "(e.g. torch.distributed.group.WORLD) so the squared norm is summed over ranks"
             )
@@ -446,36 +511,26 @@ class AdamFamily(Optimizer):
             return  # Adam step and decay/prox in one pass (optim/_kernels.py)
         if params:
             self._adam_step(group, kernels, lists, s)
-        collective = self.variant == "AdamProxL2" and self.norm_process_group is not None
-        if group["weight_decay"] != 0 and (params or collective):
+        if group["weight_decay"] != 0 and (params or self._collective()):
             self._prox(group, params, exp_avg_sqs, max_sqs, steps, s)
+
+    def _collective(self) -> bool:
+        """The prox sums a norm over ranks: every rank joins, even one without parameters."""
+        return self.group_norm and self.norm_process_group is not None
 
     def _one_pass(self, group, lists, s, compiling: bool) -> bool:
         """The one-pass CPU kernel where it applies (plain CPU tensors, float lr, no explicit
         foreach/fused, not compiling, no cross-rank norm); False: torch's kernels below."""
-        if compiling or group["capturable"]:
+        if compiling or group["capturable"] or isinstance(group["lr"], Tensor):
             return False
-        if self.variant == "AdamProxL2" and self.norm_process_group is not None:
-            return False  # its group norm needs an all-reduce between the two passes
-        return _kernels.group_step(self.variant, group, lists, s)
+        if self.kernel_code is None or self._collective():
+            return False  # a cross-rank norm needs an all-reduce between the two passes
+        decays = group["weight_decay"] > 0 if self.decay_in_gradient else s > 0
+        code = self.kernel_code if decays else _kernels.PLAIN
+        return _kernels.group_step(code, group, lists, s)
 
     def _adam_step(self, group, kernels, lists, s) -> None:
-        lam = group["weight_decay"]
-        lr = group["lr"]
-        # The decays that coincide with torch's own kernels are folded into them. Both
-        # conventions give s / lr_t = lambda / alpha or lambda: no division by a (maybe zero) lr.
-        per_lr = lam if group["decay_convention"] == "lr" else lam / group["alpha"] if lam else 0.0
-        if self.variant == "AdamL2":
-            wd, decoupled = lam, False
-        elif self.variant == "AdamW":
-            wd, decoupled = per_lr, True  # torch AdamW: x <- (1 - lr_t wd) x = (1 - s) x
-        elif self.variant == "AdamProx":
-            # (x - u) / (1 + s) = x (1 - lr' wd') - lr' m_hat / D with lr' = lr_t / (1 + s) and
-            # wd' = s / lr_t: exactly torch AdamW's update, so no separate prox pass is needed.
-            wd, decoupled = per_lr, True
-            lr = lr / (1 + s)
-        else:
-            wd, decoupled = 0.0, False
+        lr, wd, decoupled = self._fold_decay(group, s)
         beta1, beta2 = group["betas"]
         common = dict(amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
                       weight_decay=wd, maximize=group["maximize"])  # fmt: skip
@@ -495,31 +550,18 @@ class AdamFamily(Optimizer):
                 **common,
             )
 
+    # ------------------------------------------------------------------ the two hooks
+    def _fold_decay(self, group: dict[str, Any], s: Scalar) -> tuple[Scalar, Scalar, bool]:
+        """Hook 1: the (lr, weight_decay, decoupled) torch's Adam kernel takes for this rule.
+
+        The decays that coincide with torch's own kernels are folded into them; the default is a
+        plain Adam step (the rule's operator then runs in ``_prox``). ``decay_per_lr(group)`` is
+        s / lr_t without a division by a (maybe zero) lr."""
+        return group["lr"], 0.0, False
+
     def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
-        """Proximal post-step on y = x - u (x now holds y). AdamL2/AdamW/AdamProx are complete."""
-        v = self.variant
-        if v == "AdamProxL1":
-            if not isinstance(s, Tensor) and not torch.compiler.is_compiling():
-                for p in params:
-                    tc.softshrink_(p, s)  # one in-place pass per tensor, no temporaries
-            else:  # tensor lr, or symbolic s under torch.compile (clamp(y, -s, s) would
-                for p in params:  # specialize on s and recompile whenever the lr changes)
-                    magnitude = (p.abs() - s).clamp_min_(0.0)
-                    p.sign_().mul_(magnitude)
-        elif v == "AdamProxL2":
-            _prox_l2(group, params, s, self.norm_process_group)
-        elif v == "AdamProxD":
-            # x <- (D x - lr m_hat) / (D + s) = y * D / (D + s), with D from the state after this
-            # step. With c = sqrt(1 - beta2^t): D c = sqrt(v) + c eps, so D / (D + s) =
-            # (sqrt(v) + c eps) / (sqrt(v) + c (eps + s)). Tensor by tensor, so the one
-            # temporary stays in cache; D = 0 and s > 0 give 0, the prox problem's minimizer.
-            beta2, eps = group["betas"][1], group["eps"]
-            sq = max_sqs if group["amsgrad"] else exp_avg_sqs
-            for x, v2, t in zip(params, sq, steps):
-                c = (1 - beta2 ** _step_value(t, x)) ** 0.5
-                d = v2.sqrt().add_(c * eps)
-                x.mul_(d)
-                x.div_(d.add_(c * s))
+        """Hook 2: the proximal post-step on y = x - u (x holds y when it runs; only called
+        with weight_decay != 0). The default does nothing: the kernel step was the whole rule."""
 
     @staticmethod
     def _denominators(group, params, exp_avg_sqs, max_sqs, steps) -> list[Tensor]:
@@ -571,7 +613,7 @@ def _prox_l2(group, params: list[Tensor], s, process_group) -> None:
     norms = tc.foreach_norm(params) if params else []
     if group["prox_norm"] == "tensor":
         if params:
-            torch._foreach_mul_(params, list(_shrink(torch.stack(norms), s).unbind()))
+            tc.foreach_mul_(params, list(_shrink(torch.stack(norms), s).unbind()))
         return
     if process_group is None:
         total = torch.linalg.vector_norm(torch.stack(norms))
@@ -589,7 +631,7 @@ def _prox_l2(group, params: list[Tensor], s, process_group) -> None:
         tc.all_reduce_sum_(sq, process_group)
         total = sq.sqrt()
     if params:
-        torch._foreach_mul_(params, _shrink(total, s).to(params[0].dtype))
+        tc.foreach_mul_(params, _shrink(total, s).to(params[0].dtype))
 
 
 def _step_value(step: Tensor, p: Tensor) -> float | Tensor:
@@ -638,19 +680,6 @@ def _adam_eps0(
         p.sub_(torch.where(denom > 0, step, torch.zeros_like(step)))
 
 
-_DEFAULTS_NOTE = (
-    "Defaults are torch's (decay_convention='lr', weight_decay={wd}); the paper and "
-    "``scalefree train`` use decay_convention='schedule' (s = weight_decay * lr_t / alpha)."
-)
-
-
-def _variant(name: str, doc: str, weight_decay: float = 1e-2) -> type[AdamFamily]:
-    note = _DEFAULTS_NOTE.format(wd=weight_decay)
-    cls = type(name, (AdamFamily,), {"variant": name})
-    cls.__doc__ = f"{doc}\n\n{note}\n\n{AdamFamily.__doc__}"
-    return cls
-
-
 class AdamL2(AdamFamily):
     """Adam on f + (lambda/2)||x||^2: x <- x - u with lambda x inside g (Algorithm 1).
 
@@ -658,7 +687,8 @@ class AdamL2(AdamFamily):
     ``torch.optim.Adam(p, lr, weight_decay=wd)``. decay_convention does not affect it.
     """
 
-    variant = "AdamL2"
+    kernel_code = _kernels.L2
+    decay_in_gradient = True
 
     def __init__(
         self,
@@ -672,28 +702,106 @@ class AdamL2(AdamFamily):
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **kwargs)
 
+    def _fold_decay(self, group, s):
+        return group["lr"], group["weight_decay"], False  # torch Adam's L2 term: g + lambda x
 
+
+class AdamW(AdamFamily):
+    """Decoupled weight decay: x <- (1 - s) x - u (paper eq. (4); Loshchilov & Hutter).
+
+    With the defaults, ``AdamW(p, ...)`` equals ``torch.optim.AdamW(p, ...)`` for the same
+    arguments.
+    """
+
+    kernel_code = _kernels.W
+    max_decay_strength = 1.0
+
+    def _fold_decay(self, group, s):
+        # torch AdamW: x <- (1 - lr_t wd) x with wd = s / lr_t, i.e. (1 - s) x.
+        return group["lr"], decay_per_lr(group), True
+
+
+class AdamProx(AdamFamily):
+    """Proximal Adam for (lambda/2)||x||^2: x <- (x - u) / (1 + s) (paper eq. (5))."""
+
+    kernel_code = _kernels.PROX
+
+    def _fold_decay(self, group, s):
+        # (x - u) / (1 + s) = x (1 - lr' wd') - lr' m_hat / D with lr' = lr_t / (1 + s) and
+        # wd' = s / lr_t: exactly torch AdamW's update, so no separate prox pass is needed.
+        return group["lr"] / (1 + s), decay_per_lr(group), True
+
+
+class AdamProxL2(AdamFamily):
+    """Proximal Adam for lambda ||x|| (group norm): block soft-threshold of y = x - u.
+
+    Sharded parameters: under ZeroRedundancyOptimizer pass norm_process_group (e.g.
+    torch.distributed.group.WORLD) so the group norm is global; FSDP2 DTensors need nothing.
+    """
+
+    kernel_code = _kernels.PROX_L2
+    group_norm = True
+
+    def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
+        _prox_l2(group, params, s, self.norm_process_group)
+
+
+class AdamProxL1(AdamFamily):
+    """Proximal Adam for lambda ||x||_1: soft-threshold of y = x - u by s."""
+
+    kernel_code = _kernels.PROX_L1
+
+    def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
+        if not isinstance(s, Tensor) and not torch.compiler.is_compiling():
+            for p in params:
+                tc.softshrink_(p, s)  # one in-place pass per tensor, no temporaries
+        else:  # tensor lr, or symbolic s under torch.compile (clamp(y, -s, s) would
+            for p in params:  # specialize on s and recompile whenever the lr changes)
+                magnitude = (p.abs() - s).clamp_min_(0.0)
+                p.sign_().mul_(magnitude)
+
+
+class AdamProxD(AdamFamily):
+    """Prox of (lambda/2)||x||^2 in the adaptive metric D: x <- (D x - lr m_hat) / (D + s)
+    ("Decay No More")."""
+
+    kernel_code = _kernels.PROX_D
+
+    def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
+        # x <- (D x - lr m_hat) / (D + s) = y * D / (D + s), with D from the state after this
+        # step. With c = sqrt(1 - beta2^t): D c = sqrt(v) + c eps, so D / (D + s) =
+        # (sqrt(v) + c eps) / (sqrt(v) + c (eps + s)). Tensor by tensor, so the one
+        # temporary stays in cache; D = 0 and s > 0 give 0, the prox problem's minimizer.
+        beta2, eps = group["betas"][1], group["eps"]
+        sq = max_sqs if group["amsgrad"] else exp_avg_sqs
+        for x, v2, t in zip(params, sq, steps):
+            c = (1 - beta2 ** _step_value(t, x)) ** 0.5
+            d = v2.sqrt().add_(c * eps)
+            x.mul_(d)
+            x.div_(d.add_(c * s))
+
+
+def family_classes() -> tuple[type[AdamFamily], ...]:
+    """Every subclass of AdamFamily defined so far (the named rules first, then any added)."""
+    out: list[type[AdamFamily]] = []
+    todo = list(AdamFamily.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        if cls not in out:
+            out.append(cls)
+            todo.extend(cls.__subclasses__())
+    return tuple(out)
+
+
+def family_names() -> tuple[str, ...]:
+    return tuple(c.__name__ for c in family_classes())
+
+
+_DEFAULTS_NOTE = (
+    "Defaults are torch's (decay_convention='lr', weight_decay={wd}); the paper and "
+    "``scalefree train`` use decay_convention='schedule' (s = weight_decay * lr_t / alpha)."
+)
+for _cls in (AdamW, AdamProx, AdamProxL2, AdamProxL1, AdamProxD):
+    _cls.__doc__ = f"{_cls.__doc__}\n\n{_DEFAULTS_NOTE.format(wd=1e-2)}\n\n{AdamFamily.__doc__}"
 AdamL2.__doc__ = f"{AdamL2.__doc__}\n{AdamFamily.__doc__}"
-
-AdamW = _variant(
-    "AdamW",
-    "Decoupled weight decay: x <- (1 - s) x - u (paper eq. (4); Loshchilov & Hutter).\n\n"
-    "With the defaults, ``AdamW(p, ...)`` equals ``torch.optim.AdamW(p, ...)`` for the same "
-    "arguments.",
-)
-AdamProx = _variant(
-    "AdamProx", "Proximal Adam for (lambda/2)||x||^2: x <- (x - u) / (1 + s) (paper eq. (5))."
-)
-AdamProxL2 = _variant(
-    "AdamProxL2",
-    "Proximal Adam for lambda ||x|| (group norm): block soft-threshold of y = x - u.\n\n"
-    "Sharded parameters: under ZeroRedundancyOptimizer pass norm_process_group (e.g. "
-    "torch.distributed.group.WORLD) so the group norm is global; FSDP2 DTensors need nothing.",
-)
-AdamProxL1 = _variant(
-    "AdamProxL1", "Proximal Adam for lambda ||x||_1: soft-threshold of y = x - u by s."
-)
-AdamProxD = _variant(
-    "AdamProxD",
-    "Prox of (lambda/2)||x||^2 in the adaptive metric D: x <- (D x - lr m_hat) / (D + s) (seed 004).",
-)
+del _cls

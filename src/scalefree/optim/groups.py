@@ -7,10 +7,12 @@ from typing import Any
 
 from torch import nn
 
+from scalefree.optim._torch_compat import norm_layer_base
+
 log = logging.getLogger(__name__)
 
 NORM_TYPES: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase,
+    *norm_layer_base(),
     nn.GroupNorm,
     nn.LayerNorm,
     nn.LocalResponseNorm,

@@ -5,12 +5,17 @@ lists the extra keywords an entry accepts (``betas``, ``eps``, ``amsgrad``, ``de
 ...). For the baselines ``weight_decay`` is torch's L2 term (added to the gradient). The Adam family
 entries take the classes' defaults (torch's decay_convention="lr") unless ``decay_convention`` is
 passed; ``scalefree train``, sweeps and ``check-scale-free`` pass the paper's "schedule".
+
+An entry also carries how the plots show it (``color``, ``order``), so a new optimizer is this one
+entry plus its tests: the CLI choices, the sweep grid, the tables' order and the figures' colours
+all read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
 
 import torch
 
@@ -18,77 +23,203 @@ from scalefree.errors import UsageError
 from scalefree.optim import adam_family as af
 from scalefree.registry import Entry, Registry
 
-OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer")
+DEFAULT_COLOR = "tab:gray"
+DEFAULT_ORDER = 1000  # after the paper's methods; ties keep the order of registration
+
+
+@dataclass(frozen=True)
+class OptimizerEntry(Entry[torch.optim.Optimizer]):
+    """A registered optimizer.
+
+    options: the keywords beyond lr and weight_decay it accepts (anything else is a UsageError).
+    adam_family: one of scalefree's Adam weight-decay rules (takes decay_convention; sweeps and
+        ``scalefree train`` pass the paper's "schedule").
+    scale_free: expected to pass ``check-scale-free`` at eps = 0 (tests check it).
+    baseline: a torch.optim optimizer the paper compares against.
+    color, order: its matplotlib colour and its position in tables and legends.
+    """
+
+    options: frozenset[str] = frozenset()
+    adam_family: bool = False
+    scale_free: bool = False
+    baseline: bool = False
+    color: str = DEFAULT_COLOR
+    order: int = DEFAULT_ORDER
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "options", frozenset(self.options))
+
+
+class _PlotOrder(Sequence[str]):
+    """Live view: the registered names sorted by their entries' ``order`` (then registration)."""
+
+    def __init__(self, registry: OptimizerRegistry) -> None:
+        self._registry = registry
+
+    def _names(self) -> tuple[str, ...]:
+        entries = list(self._registry)
+        ranked = sorted(range(len(entries)), key=lambda i: (entries[i].order, i))
+        return tuple(entries[i].name for i in ranked)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+    def __repr__(self) -> str:
+        return f"PlotOrder{self._names()!r}"
+
+
+class _PlotColors(Mapping[str, str]):
+    """Live view: name -> the entry's matplotlib colour."""
+
+    def __init__(self, registry: OptimizerRegistry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._registry:
+            raise KeyError(name)
+        return self._registry.get(name).color
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry.names())
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+
+class OptimizerRegistry(Registry[OptimizerEntry]):
+    """The registry of optimizers, plus the plot order and colours read from its entries."""
+
+    def __init__(self) -> None:
+        super().__init__("optimizer", OptimizerEntry)
+
+    def plot_order(self) -> Sequence[str]:
+        """Names in table/legend order; a live view that follows later registrations."""
+        return _PlotOrder(self)
+
+    def plot_colors(self) -> Mapping[str, str]:
+        """name -> colour; a live view that follows later registrations."""
+        return _PlotColors(self)
+
+
+OPTIMIZERS = OptimizerRegistry()
 
 _ADAM_OPTIONS = frozenset(
     {"betas", "eps", "amsgrad", "maximize", "decay_convention", "foreach", "fused", "capturable"}
 )
 
-_FAMILY = {
-    "AdamL2": (
-        "Adam with the L2 gradient lambda*x added to the gradient (paper Algorithm 1)",
-        set(),
-    ),
-    "AdamW": ("decoupled decay x <- (1 - lambda eta_t) x - u (paper eq. 4)", {"scale_free"}),
-    "AdamProx": (
-        "proximal step for (lambda/2)||x||^2: x <- (x - u)/(1 + lambda eta_t) (eq. 5)",
-        {"scale_free"},
-    ),
-    "AdamProxL2": (
-        "proximal step for lambda||x|| (group norm), block soft-threshold",
-        {"scale_free"},
-    ),
-    "AdamProxL1": ("proximal step for lambda||x||_1, soft-threshold", {"scale_free"}),
-    "AdamProxD": ("prox of (lambda/2)||x||^2 in the Adam metric D (seed 004)", set()),
-}
-for _name, (_desc, _tags) in _FAMILY.items():
-    _opts = _ADAM_OPTIONS | (
-        {"prox_norm", "norm_process_group"} if _name == "AdamProxL2" else set()
-    )
-    OPTIMIZERS.register(
-        Entry(
-            _name,
-            getattr(af, _name),
-            _desc,
-            defaults={},
-            tags=frozenset({"adam_family", *_tags}) | {f"opt:{o}" for o in _opts},
-        )
+
+def _family(cls: type[af.AdamFamily], description: str, color: str, **kw: Any) -> None:
+    """Register an Adam-family class under its own name, with the options its class takes."""
+    options = _ADAM_OPTIONS | ({"prox_norm", "norm_process_group"} if cls.group_norm else set())
+    OPTIMIZERS.add(
+        cls.__name__,
+        cls,
+        description,
+        options=options,
+        adam_family=True,
+        color=color,
+        order=len(OPTIMIZERS),
+        **kw,
     )
 
 
-def _baseline(name: str, factory: Any, desc: str, options: Iterable[str], **defaults: Any) -> None:
-    OPTIMIZERS.register(
-        Entry(
-            name,
-            factory,
-            desc,
-            defaults=defaults,
-            tags=frozenset({"baseline"}) | {f"opt:{o}" for o in options},
-        )
-    )
+# The paper's six rules, in the order its tables show them (AdamL2 left of AdamW).
+_family(
+    af.AdamL2,
+    "Adam with the L2 gradient lambda*x added to the gradient (paper Algorithm 1)",
+    "tab:blue",
+)
+_family(
+    af.AdamW,
+    "decoupled decay x <- (1 - lambda eta_t) x - u (paper eq. 4)",
+    "tab:red",
+    scale_free=True,
+)
+_family(
+    af.AdamProx,
+    "proximal step for (lambda/2)||x||^2: x <- (x - u)/(1 + lambda eta_t) (eq. 5)",
+    "tab:green",
+    scale_free=True,
+)
+_family(
+    af.AdamProxL2,
+    "proximal step for lambda||x|| (group norm), block soft-threshold",
+    "tab:purple",
+    scale_free=True,
+)
+_family(
+    af.AdamProxL1,
+    "proximal step for lambda||x||_1, soft-threshold",
+    "tab:brown",
+    scale_free=True,
+)
+_family(
+    af.AdamProxD,
+    'prox of (lambda/2)||x||^2 in the Adam metric D ("Decay No More")',
+    "tab:olive",
+)
 
-
-_baseline("SGD", torch.optim.SGD, "torch.optim.SGD, no momentum", {"maximize", "foreach"})
-_baseline(
+_FOREACH = {"maximize", "foreach"}
+# torch.optim baselines; order: torch's Adam first, then the others as the paper lists them.
+OPTIMIZERS.add(
+    "SGD",
+    torch.optim.SGD,
+    "torch.optim.SGD, no momentum",
+    options=_FOREACH,
+    baseline=True,
+    color="tab:pink",
+    order=7,
+)
+OPTIMIZERS.add(
     "SGDM",
     torch.optim.SGD,
     "torch.optim.SGD with momentum 0.9",
-    {"maximize", "foreach"},
-    momentum=0.9,
+    defaults={"momentum": 0.9},
+    options=_FOREACH,
+    baseline=True,
+    color="tab:cyan",
+    order=8,
 )
-_baseline("AdaGrad", torch.optim.Adagrad, "torch.optim.Adagrad", {"eps", "maximize", "foreach"})
-_baseline("RMSProp", torch.optim.RMSprop, "torch.optim.RMSprop", {"eps", "maximize", "foreach"})
-_baseline(
+OPTIMIZERS.add(
+    "AdaGrad",
+    torch.optim.Adagrad,
+    "torch.optim.Adagrad",
+    options=_FOREACH | {"eps"},
+    baseline=True,
+    color="gold",
+    order=9,
+)
+OPTIMIZERS.add(
+    "RMSProp",
+    torch.optim.RMSprop,
+    "torch.optim.RMSprop",
+    options=_FOREACH | {"eps"},
+    baseline=True,
+    color="black",
+    order=10,
+)
+OPTIMIZERS.add(
     "Adam",
     torch.optim.Adam,
     "torch.optim.Adam (weight_decay is the L2 term)",
-    {"betas", "eps", "amsgrad", "maximize", "foreach", "fused"},
+    options=_FOREACH | {"betas", "eps", "amsgrad", "fused"},
+    baseline=True,
+    color="tab:gray",
+    order=6,
 )
 
 
 def accepted_options(name: str) -> frozenset[str]:
-    entry = OPTIMIZERS.get(name)
-    return frozenset(t[4:] for t in entry.tags if t.startswith("opt:"))
+    """The keywords beyond lr and weight_decay that optimizer ``name`` takes."""
+    return OPTIMIZERS.get(name).options
 
 
 def build_optimizer(
@@ -98,10 +229,10 @@ def build_optimizer(
     does not have (e.g. ``amsgrad`` for SGD) is a UsageError rather than silently ignored."""
     entry = OPTIMIZERS.get(name)
     given = {k: v for k, v in options.items() if v is not None}
-    unsupported = sorted(set(given) - accepted_options(entry.name))
+    unsupported = sorted(set(given) - entry.options)
     if unsupported:
         raise UsageError(
             f"optimizer {entry.name} does not take {', '.join(unsupported)}; "
-            f"it takes: {', '.join(sorted(accepted_options(entry.name))) or 'lr, weight_decay only'}"
+            f"it takes: {', '.join(sorted(entry.options)) or 'lr, weight_decay only'}"
         )
     return entry.build(params, lr=lr, weight_decay=weight_decay, **given)

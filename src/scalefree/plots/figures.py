@@ -30,6 +30,7 @@ from matplotlib.patches import Ellipse, Rectangle
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 from scalefree.errors import UsageError
+from scalefree.optim.registry import OPTIMIZERS
 from scalefree.rundir import DIVERGED_ERROR, RunRecord
 from scalefree.train.config import fmt_num
 from scalefree.train.stats import QUANTITIES, UpdateStats, iqr_log2, load_stats
@@ -38,20 +39,9 @@ from .layout import DPI, finish, new_figure, save_png  # noqa: F401 - re-exporte
 from .tables import Cell, GroupKey, GroupSummary, MethodGrid, summarize
 from .verdict import Verdict, eval_size, judge, judge_group, num_classes
 
-# One colour per method in every figure, so AdamL2 / AdamW read the same everywhere.
-METHOD_COLORS = {
-    "AdamL2": "tab:blue",
-    "AdamW": "tab:red",
-    "AdamProx": "tab:green",
-    "AdamProxL2": "tab:purple",
-    "AdamProxL1": "tab:brown",
-    "AdamProxD": "tab:olive",
-    "Adam": "tab:gray",
-    "SGD": "tab:pink",
-    "SGDM": "tab:cyan",
-    "AdaGrad": "gold",
-    "RMSProp": "black",
-}
+# One colour per method in every figure, so AdamL2 / AdamW read the same everywhere: each
+# optimizer entry's colour, read live from the registry.
+METHOD_COLORS = OPTIMIZERS.plot_colors()
 QUANTITY_LABELS = {
     "update_over_alpha": "|u| / α (update without α)",
     "update": "|u| (update)",

@@ -35,23 +35,13 @@ from typing import Any
 import numpy as np
 
 from scalefree.io import atomic_write_text
+from scalefree.optim.registry import OPTIMIZERS
 from scalefree.rundir import DIVERGED_ERROR, RunRecord
 from scalefree.train.config import EXECUTION_FIELDS, RunConfig, config_fields, fmt_num
 
-# Methods in the order the paper shows them (AdamL2 left of AdamW); others follow alphabetically.
-METHOD_ORDER = (
-    "AdamL2",
-    "AdamW",
-    "AdamProx",
-    "AdamProxL2",
-    "AdamProxL1",
-    "AdamProxD",
-    "Adam",
-    "SGD",
-    "SGDM",
-    "AdaGrad",
-    "RMSProp",
-)
+# Methods in the order the paper shows them (AdamL2 left of AdamW), read live from the optimizer
+# registry's entries; unregistered names follow alphabetically.
+METHOD_ORDER = OPTIMIZERS.plot_order()
 # Settings that are the axes of a sweep or are averaged over, hence never split a group.
 _SWEPT = frozenset({"optim_method", "eta0", "weight_decay", "seed", "init_seed"})
 _BASE = ("dataset", "model", "batch_norm")

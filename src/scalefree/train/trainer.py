@@ -271,7 +271,7 @@ def build_initial_model(config: RunConfig, num_classes: int, write: bool = True)
 def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     name = OPTIMIZERS.canonical(config.optim_method)
     accepted = accepted_options(name)
-    family = "adam_family" in OPTIMIZERS.get(name).tags
+    family = OPTIMIZERS.get(name).adam_family
     defaults = RunConfig()
     options: dict[str, Any] = {}
     for key in ("betas", "eps", "amsgrad", "decay_convention"):
@@ -410,7 +410,7 @@ def train(
     torch.manual_seed(config.seed)
     if data is None:
         # Rank 0 downloads (skipped when the files are there); the others wait, then read them.
-        if config.download and ctx.is_main and "cifar" in DATASETS.get(config.dataset).tags:
+        if config.download and ctx.is_main and DATASETS.get(config.dataset).downloadable:
             download_cifar(config.dataset, config.dataroot)
         _barrier(ctx)
         data = load_data(
