@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-# The oldest torch whose private APIs below were checked (pyproject's floor).
-TORCH_FLOOR = "2.1"
+# The oldest torch CI installs and tests (pyproject's floor, pinned by tests/test_packaging.py).
+TORCH_FLOOR = "2.13"
 
 
 def _missing(name: str, since: str = TORCH_FLOOR) -> Callable[..., Any]:
