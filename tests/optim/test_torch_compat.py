@@ -41,7 +41,7 @@ def test_the_pattern_catches_what_it_should():
 
 def test_missing_api_error_names_the_torch_version_needed():
     with pytest.raises(
-        RuntimeError, match=r"needs torch\.x\.y, .*torch 2\.1 and later.*torch>=2\.1"
+        RuntimeError, match=r"needs torch\.x\.y, .*torch 2\.13 and later.*torch>=2\.13"
     ):
         tc._missing("torch.x.y")()
 
