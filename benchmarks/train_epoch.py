@@ -412,6 +412,29 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
         row["speedup_vs_per_sample"] = base["epoch_s"] / row["epoch_s"] if base else None
         row["train_speedup_vs_per_sample"] = base["train_s"] / row["train_s"] if base else None
 
+    targets = check_targets(rows)
+    compile_cost = compile_costs(rows, steps_per_epoch)
+    quoted = QUOTED_REFERENCE_S.get(name)
+    report = dict(
+        quoted_reference_s=quoted,
+        speedup_vs_quoted_reference={v: quoted / r["epoch_s"] for v, r in rows.items()}
+        if quoted
+        else None,
+        n_params=n_params,
+        n_train=n_train,
+        n_test=n_test,
+        steps_per_epoch=steps_per_epoch,
+        rows=rows,
+        targets=targets,
+        compile_cost=compile_cost,
+    )
+    print_model(name, report, args)
+    return report
+
+
+def check_targets(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets (SPEEDUP_TARGETS, STATS_OVERHEAD_TARGET) for the rows measured."""
+    base = rows.get(PER_SAMPLE)
     targets = []
     for v, limit in SPEEDUP_TARGETS.items():
         if v in rows and base:
@@ -431,6 +454,11 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
                 ok=over <= STATS_OVERHEAD_TARGET,
             )
         )
+    return targets
+
+
+def compile_costs(rows: dict[str, dict[str, Any]], steps_per_epoch: int) -> dict[str, Any]:
+    """Per compiled row: the first epoch's extra seconds, the seconds saved, the break-even."""
     compile_cost = {}
     for v, eager in zip(COMPILED, ("fp32", "bf16")):
         if v in rows and eager in rows:
@@ -443,22 +471,7 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
                 saved_per_step_s=saved / steps_per_epoch,
                 break_even_steps=extra / (saved / steps_per_epoch) if saved > 0 else None,
             )
-    quoted = QUOTED_REFERENCE_S.get(name)
-    report = dict(
-        quoted_reference_s=quoted,
-        speedup_vs_quoted_reference={v: quoted / r["epoch_s"] for v, r in rows.items()}
-        if quoted
-        else None,
-        n_params=n_params,
-        n_train=n_train,
-        n_test=n_test,
-        steps_per_epoch=steps_per_epoch,
-        rows=rows,
-        targets=targets,
-        compile_cost=compile_cost,
-    )
-    print_model(name, report, args)
-    return report
+    return compile_cost
 
 
 def print_model(name: str, rep: dict[str, Any], args: argparse.Namespace) -> None:
