@@ -28,7 +28,8 @@ from torch.profiler import ProfilerActivity, profile
 from _machine import machine_info
 from scalefree.data import TrainBatches, load_data
 from scalefree.models import build_model
-from scalefree.train.trainer import DistContext, evaluate
+from scalefree.train.evaluation import evaluate
+from scalefree.train.run_state import DistContext
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATAROOT = REPO.parent / "shared" / "data" / "cifar10-subset"

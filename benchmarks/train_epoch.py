@@ -32,10 +32,10 @@ rows run in the same process and the same session, for each model in ``--models`
 Timing (time.perf_counter). For the trainer rows the epoch time is the run's own
 ``result["wall_time_s"]``: the training loop, both evaluations, the metrics line, the statistics
 file and the checkpoint, but not the setup before the loop (reading the files, building the model
-and optimizer, writing config.json). To split it, the benchmark wraps four functions of
-``scalefree.train`` while a row runs: ``trainer.evaluate`` (-> eval s),
-``checkpoint.save_checkpoint``, ``StatsRecorder.flush`` and ``rundir.write.append_metrics``
-(-> files s); train s is the rest. Every trainer run gets its own new temporary log folder
+and optimizer, writing config.json). To split it, the benchmark passes the trainer a
+``scalefree.train.callbacks.PhaseTimes`` callback, which sums the seconds of the phases the
+training loop reports at each epoch's end: ``evaluate`` (-> eval s); ``metrics``, ``epoch_end``
+(the statistics file) and ``checkpoint`` (-> files s); train s is the rest. Every trainer run gets its own new temporary log folder
 (a complete run in an existing folder would be skipped, not run), deleted afterwards. For the
 per-sample row, train s runs from creating the loader's iterator (which starts its worker
 process, as every epoch of the reference code does) to the last optimizer step, eval s over both
@@ -61,7 +61,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import math
@@ -72,7 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +85,8 @@ from scalefree.data import load_data
 from scalefree.errors import UsageError
 from scalefree.models import MODELS, build_model
 from scalefree.optim._kernels import kernel_path
-from scalefree.rundir import write as rundir_write_module
-from scalefree.train import checkpoint as ckpt_module
-from scalefree.train import stats as stats_module
 from scalefree.train import trainer as trainer_module
+from scalefree.train.callbacks import PhaseTimes
 from scalefree.train.config import RunConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -254,45 +251,24 @@ def run_per_sample(model_name: str, loaders, args: argparse.Namespace) -> dict[s
 
 
 # --------------------------------------------------------------------------- scalefree trainer
-class PhaseTimer:
-    """Wraps module-level functions while active and sums the seconds spent in each phase."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def _wrap(self, phase: str, fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def timed(*a, **kw):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **kw)
-            finally:
-                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
-
-        return timed
-
-    @contextlib.contextmanager
-    def patch(self, targets: list[tuple[Any, str, str]]) -> Iterator[None]:
-        saved = []
-        try:
-            for owner, name, phase in targets:
-                if not hasattr(owner, name):  # the trainer changed: fail loudly, not silently
-                    raise RuntimeError(f"benchmark needs {owner.__name__}.{name} to time {phase}")
-                original = getattr(owner, name)
-                saved.append((owner, name, original))
-                setattr(owner, name, self._wrap(phase, original))
-            yield
-        finally:
-            for owner, name, original in reversed(saved):
-                setattr(owner, name, original)
+# Phases of an epoch's end (scalefree.train.callbacks.PHASES) that write files.
+FILE_PHASES = ("metrics", "epoch_end", "checkpoint")
 
 
-PHASES = [
-    (trainer_module, "evaluate", "eval"),
-    (rundir_write_module, "append_metrics", "files"),
-    (ckpt_module, "save_checkpoint", "files"),
-    (stats_module.StatsRecorder, "flush", "files"),
-]
+def timed_train(config: RunConfig) -> tuple[Any, float, float, float]:
+    """Run ``config`` through the trainer with a PhaseTimes callback.
+
+    Returns (outcome, eval s, files s, seconds of the whole call): eval s is the trainer's
+    "evaluate" phase (both evaluations); files s the metrics row, the statistics file (the
+    callbacks' "epoch_end") and the checkpoint.
+    """
+    timer = PhaseTimes()
+    t0 = time.perf_counter()
+    outcome = trainer_module.train(config, callbacks=[timer])
+    call_s = time.perf_counter() - t0
+    eval_s = timer.seconds.get("evaluate", 0.0)
+    files_s = sum(timer.seconds.get(p, 0.0) for p in FILE_PHASES)
+    return outcome, eval_s, files_s, call_s
 
 
 def run_compiled(model_name: str, variant: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -342,16 +318,11 @@ def run_trainer(model_name: str, variant: str, args: argparse.Namespace) -> dict
             log_folder=log_folder,
             **TRAINER_VARIANTS[variant][1],
         )
-        timer = PhaseTimer()
-        t0 = time.perf_counter()
-        with timer.patch(PHASES):
-            outcome = trainer_module.train(config)
-        call_s = time.perf_counter() - t0
+        outcome, eval_s, files_s, call_s = timed_train(config)
         res = outcome.result
         if outcome.skipped or res["status"] != "completed":
             raise RuntimeError(f"{variant}: run not completed: {res}")
         wall = float(res["wall_time_s"])
-        eval_s, files_s = timer.seconds.get("eval", 0.0), timer.seconds.get("files", 0.0)
         first_epoch_s = None
         if epochs == 2:  # report epoch 2; epoch 1 (with the compilation) separately
             rows = [json.loads(line) for line in (outcome.run_dir / "metrics.jsonl").open()]
@@ -441,6 +412,29 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
         row["speedup_vs_per_sample"] = base["epoch_s"] / row["epoch_s"] if base else None
         row["train_speedup_vs_per_sample"] = base["train_s"] / row["train_s"] if base else None
 
+    targets = check_targets(rows)
+    compile_cost = compile_costs(rows, steps_per_epoch)
+    quoted = QUOTED_REFERENCE_S.get(name)
+    report = dict(
+        quoted_reference_s=quoted,
+        speedup_vs_quoted_reference={v: quoted / r["epoch_s"] for v, r in rows.items()}
+        if quoted
+        else None,
+        n_params=n_params,
+        n_train=n_train,
+        n_test=n_test,
+        steps_per_epoch=steps_per_epoch,
+        rows=rows,
+        targets=targets,
+        compile_cost=compile_cost,
+    )
+    print_model(name, report, args)
+    return report
+
+
+def check_targets(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets (SPEEDUP_TARGETS, STATS_OVERHEAD_TARGET) for the rows measured."""
+    base = rows.get(PER_SAMPLE)
     targets = []
     for v, limit in SPEEDUP_TARGETS.items():
         if v in rows and base:
@@ -460,6 +454,11 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
                 ok=over <= STATS_OVERHEAD_TARGET,
             )
         )
+    return targets
+
+
+def compile_costs(rows: dict[str, dict[str, Any]], steps_per_epoch: int) -> dict[str, Any]:
+    """Per compiled row: the first epoch's extra seconds, the seconds saved, the break-even."""
     compile_cost = {}
     for v, eager in zip(COMPILED, ("fp32", "bf16")):
         if v in rows and eager in rows:
@@ -472,22 +471,7 @@ def bench_model(name: str, args: argparse.Namespace, data) -> dict[str, Any]:
                 saved_per_step_s=saved / steps_per_epoch,
                 break_even_steps=extra / (saved / steps_per_epoch) if saved > 0 else None,
             )
-    quoted = QUOTED_REFERENCE_S.get(name)
-    report = dict(
-        quoted_reference_s=quoted,
-        speedup_vs_quoted_reference={v: quoted / r["epoch_s"] for v, r in rows.items()}
-        if quoted
-        else None,
-        n_params=n_params,
-        n_train=n_train,
-        n_test=n_test,
-        steps_per_epoch=steps_per_epoch,
-        rows=rows,
-        targets=targets,
-        compile_cost=compile_cost,
-    )
-    print_model(name, report, args)
-    return report
+    return compile_cost
 
 
 def print_model(name: str, rep: dict[str, Any], args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ import torch
 
 from scalefree.cli import main
 from scalefree.rundir import load_run, read_metrics
+from scalefree.train import loop as loop_mod
 from scalefree.train import trainer as trainer_mod
 from scalefree.train.config import RunConfig
 from scalefree.train.stats import load_stats
@@ -146,7 +147,7 @@ class _Crash(Exception):
 
 
 def _interrupt_after(monkeypatch, n_batches: int):
-    real = trainer_mod.TrainBatches
+    real = loop_mod.TrainBatches
     count = {"n": 0}
 
     class Crashing(real):
@@ -157,8 +158,8 @@ def _interrupt_after(monkeypatch, n_batches: int):
                     raise _Crash
                 yield batch
 
-    monkeypatch.setattr(trainer_mod, "TrainBatches", Crashing)
-    return lambda: monkeypatch.setattr(trainer_mod, "TrainBatches", real)
+    monkeypatch.setattr(loop_mod, "TrainBatches", Crashing)  # the loop's epochs draw batches
+    return lambda: monkeypatch.setattr(loop_mod, "TrainBatches", real)
 
 
 @pytest.mark.parametrize("scheduler", ["None", "Cosine"])

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalefree.chance import at_chance, chance_error
+from scalefree.train.callbacks import Callback
 
 ESTIMATE_AFTER_S = 3.0  # measure at least this long (after the first, warm-up, check) ...
 ESTIMATE_AFTER_STEPS = 10  # ... and this many steps before estimating the run's length
@@ -188,4 +189,40 @@ class RunProgress:
             self.bar.close()
 
 
-__all__ = ["RunProgress", "fmt_duration"]
+class ProgressCallback(Callback):
+    """The trainer's display: a :class:`RunProgress` driven by the training loop's hooks."""
+
+    def __init__(self) -> None:
+        self.progress: RunProgress | None = None
+
+    def on_run_start(self, state: Any) -> None:
+        self.progress = RunProgress.for_run(
+            state.config,
+            state.data,
+            state.total_steps,
+            state.step,
+            state.batches_per_epoch,
+            state.ctx.is_main,
+        )
+
+    def on_loss_check(self, state: Any, steps: int, mean_loss: float, images_per_s: float) -> None:
+        if self.progress is not None:
+            self.progress.step(steps, mean_loss, images_per_s)
+
+    def on_evaluate(self, state: Any, metrics: dict[str, float]) -> None:
+        if self.progress is None:
+            return
+        m = metrics
+        self.progress.epoch(
+            f"epoch {state.epoch}/{state.config.train_epochs} step {state.step}: train loss "
+            f"{m['train_loss']:.4f} acc {m['train_acc']:.4f} | {state.data.eval_split} loss "
+            f"{m['test_loss']:.4f} acc {m['test_acc']:.4f} | {state.elapsed():.1f}s"
+        )
+        self.progress.evaluated(state.epoch, metrics)
+
+    def on_run_end(self, state: Any, result: dict[str, Any] | None) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+
+__all__ = ["ProgressCallback", "RunProgress", "fmt_duration"]

@@ -1,4 +1,13 @@
-"""The training loop: one RunConfig in, one run directory out (DESIGN section 6).
+"""The trainer: one RunConfig in, one run directory out (docs/design.md, docs/training-loop.md).
+
+This module sets a run up and hands it to the loop. :func:`train` checks the run directory,
+sets the process-global torch settings for the run (restored on return,
+:mod:`scalefree.train.settings`), loads the data and the stored initial weights, takes the
+run's lock, builds the :class:`~scalefree.train.run_state.RunState` (model, optimizer, scheduler,
+data generator, counters), resumes it from a checkpoint, writes config.json and wraps the model
+for DDP / ``torch.compile``. :mod:`scalefree.train.loop` then trains epochs, ends each (evaluate,
+metrics row, statistics, checkpoint) and writes result.json. Progress display, update statistics
+and any caller's timing attach through callbacks (:mod:`scalefree.train.callbacks`).
 
 Order of writes, chosen so that a crash at any point loses at most the current epoch and never
 leaves a half-written file: ``config.json`` at the start; per evaluated epoch one line appended to
@@ -12,7 +21,7 @@ Rank 0 holds the run's lock (``scalefree.locking``) while it writes; a second pr
 usage error naming the holder. SIGTERM stops the run at the next step (the last epoch's checkpoint
 is kept) and a full disk stops it with a message; both say to continue with ``--resume``. A run is
 ``diverged`` when its training loss is not finite or exceeds ``--divergence-factor`` times the
-first step's loss (see ``_check_divergence``).
+first step's loss (:func:`scalefree.train.evaluation.check_divergence`).
 
 Schedulers step once per epoch: Cosine anneals to 0 over ``train_epochs``; Step multiplies by
 ``lr_gamma`` every ``lr_step_size`` epochs; Exponential by ``lr_gamma`` every epoch; Polynomial is
@@ -26,20 +35,15 @@ import errno
 import math
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scalefree import __version__, rundir
@@ -48,96 +52,39 @@ from scalefree.data import (
     DataBundle,
     TrainBatches,
     download_cifar,
-    eval_batches,
     load_data,
 )
-from scalefree.errors import DiskFull, Terminated, UsageError
+from scalefree.errors import DiskFull, UsageError
 from scalefree.io import atomic_save
 from scalefree.locking import RunLock, is_locked
 from scalefree.models import build_model
 from scalefree.optim import param_groups
-from scalefree.optim.adam_family import AdamFamily
-from scalefree.optim.groups import is_norm_module
 from scalefree.optim.registry import OPTIMIZERS, accepted_options, build_optimizer
 from scalefree.rundir import write as rundir_write
 from scalefree.train import checkpoint as ckpt
+from scalefree.train.callbacks import Callback, CallbackList
 from scalefree.train.config import RunConfig
-from scalefree.train.progress import RunProgress
-from scalefree.train.stats import QUANTITIES, StatsRecorder
+from scalefree.train.evaluation import (  # noqa: F401 - the trainer's public names, kept here
+    EVAL_BATCH,
+    EVAL_BATCH_CPU,
+    Diverged,
+    eval_batch_size,
+    evaluate,
+)
+from scalefree.train.loop import (  # noqa: F401 - the trainer's public names, kept here
+    CHECK_EVERY,
+    StopFlag,
+    rank_loss_weight,
+    run_loop,
+    stop_on_sigterm,
+)
+from scalefree.train.progress import ProgressCallback
+from scalefree.train.run_state import DistContext, RunOutcome, RunState
+from scalefree.train.settings import process_settings
+from scalefree.train.stats import UpdateStatistics, alpha_of, stats_layers  # noqa: F401
 
-# Evaluation batch sizes: the GPU wants large batches; on the CPU a batch whose activations fit
-# the caches is faster (benchmarks/eval_probe.py, benchmarks/RESULTS.md "Training epoch").
-EVAL_BATCH = 500
-EVAL_BATCH_CPU = 256
-
-
-def eval_batch_size(device: torch.device) -> int:
-    return EVAL_BATCH_CPU if device.type == "cpu" else EVAL_BATCH
-
-
-CHECK_EVERY = 10  # steps between (host-syncing) checks of the running loss for divergence
 # One held-out split for every run, so seeds and settings are compared on the same images.
 VAL_SPLIT_SEED = 0
-
-
-@dataclass
-class DistContext:
-    """Rank information; the default is a single process. Only rank 0 writes files."""
-
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device | None = None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-@dataclass
-class RunOutcome:
-    run_dir: Path
-    result: dict[str, Any]
-    skipped: bool = False  # the run was already complete
-
-
-class Diverged(Exception):
-    """The run diverged; ``details`` is what result.json records under ``divergence``."""
-
-    def __init__(self, message: str, details: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.details = details
-
-
-def _check_divergence(
-    loss: float, reference: float | None, factor: float, epoch: int, step: int
-) -> None:
-    """Raise Diverged when ``loss`` is not finite or exceeds ``factor`` x the first step's loss.
-
-    The rule (``--divergence-factor``, DESIGN section 6): a training loss (the mean over at most
-    CHECK_EVERY steps, in train mode) above ``factor`` times the loss of the run's first
-    mini-batch, measured before any update. Both include ``--loss-multiplier``, so the rule does
-    not depend on it. The eval-mode losses are only checked for being finite: with BatchNorm,
-    eval-mode losses early in training (running statistics of a few batches) can be far above
-    the training loss of a healthy run.
-    """
-    where = f"at epoch {epoch}, step {step}"
-    if not math.isfinite(loss):
-        details = {"reason": "non-finite", "loss": None, "epoch": epoch, "step": step}
-        raise Diverged(f"training loss became {loss} {where}", details)
-    if reference is not None and loss > factor * reference:
-        details = {
-            "reason": "factor",
-            "loss": loss,
-            "reference_loss": reference,
-            "factor": factor,
-            "epoch": epoch,
-            "step": step,
-        }
-        raise Diverged(
-            f"training loss {loss:.4g} {where} exceeds --divergence-factor {factor:g} x the "
-            f"first step's loss {reference:.4g}",
-            details,
-        )
 
 
 # ------------------------------------------------------------------------------------ resolution
@@ -306,73 +253,7 @@ def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):
     raise UsageError(f"unknown scheduler {s!r}")
 
 
-# ------------------------------------------------------------------------------------ statistics
-
-
-def stats_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Every parameter except those of normalization layers, in model order."""
-    out = []
-    for mod_name, module in model.named_modules():
-        if is_norm_module(module):
-            continue
-        for p_name, p in module.named_parameters(recurse=False):
-            if p.requires_grad:
-                out.append((f"{mod_name}.{p_name}" if mod_name else p_name, p))
-    return out
-
-
-def alpha_of(optimizer: torch.optim.Optimizer) -> dict[torch.Tensor, float]:
-    return {
-        p: float(g.get("alpha", g.get("initial_lr", g["lr"])))
-        for g in optimizer.param_groups
-        for p in g["params"]
-    }
-
-
-# ------------------------------------------------------------------------------------ evaluation
-
-
-def evaluate(
-    model: nn.Module,
-    images,
-    labels,
-    mean,
-    std,
-    *,
-    loss_multiplier: float,
-    amp_ctx: Callable,
-    channels_last: bool,
-    ctx: DistContext,
-    batch_size: int | None = None,
-) -> tuple[float, float]:
-    """Mean loss (times the loss multiplier) and accuracy, in eval mode, without augmentation.
-
-    Under ``torch.inference_mode`` (no autograd bookkeeping at all, unlike ``no_grad``), in the
-    training run's layout and autocast; ``batch_size`` defaults to :func:`eval_batch_size`.
-    """
-    model.eval()
-    n = len(images)
-    lo, hi = (ctx.rank * n) // ctx.world_size, ((ctx.rank + 1) * n) // ctx.world_size
-    batch = batch_size or eval_batch_size(images.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
-    correct = torch.zeros((), dtype=torch.int64, device=images.device)
-    with torch.inference_mode():
-        for x, y in eval_batches(
-            images[lo:hi], labels[lo:hi], batch, mean, std, channels_last=channels_last
-        ):
-            with amp_ctx():
-                logits = model(x)
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-            correct += (logits.argmax(1) == y).sum()
-    if ctx.world_size > 1:
-        packed = torch.stack([loss_sum, correct.double()])
-        torch.distributed.all_reduce(packed)
-        loss_sum, correct = packed[0], packed[1]
-    model.train()
-    return float(loss_sum) * loss_multiplier / n, float(correct) / n
-
-
-# ------------------------------------------------------------------------------------ the loop
+# ------------------------------------------------------------------------------------ train
 
 
 def train(
@@ -382,6 +263,7 @@ def train(
     ctx: DistContext | None = None,
     data: DataBundle | None = None,
     run_locked: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> RunOutcome:
     """Run (or resume, or skip if complete) one training run; return its result.
 
@@ -389,7 +271,10 @@ def train(
     ``run_locked`` says the caller (a sweep worker) holds it already. Usage errors come before
     anything is written, and a run directory created by this call is removed again when one
     stops the run before it started. SIGTERM stops the run at the next step (raises Terminated),
-    a full disk raises DiskFull; both leave the run resumable with ``--resume``.
+    a full disk raises DiskFull; both leave the run resumable with ``--resume``. ``callbacks``
+    (:class:`~scalefree.train.callbacks.Callback`) are called after the built-in ones (update
+    statistics, progress). Deterministic algorithms, ``cudnn.benchmark``, the thread count and
+    the global RNG state are as before the call when it returns or raises.
     """
     ctx = ctx or DistContext()
     run_dir = rundir.run_dir_of(config)
@@ -401,365 +286,230 @@ def train(
 
     device = ctx.device or resolve_device(config)
     rundir_write.check_run_dir(run_dir, config, resume)
-    if config.reproducible:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    with process_settings(**run_settings(config, device)):
+        if data is None:
+            data = _load_run_data(config, ctx, device)
+        model = _initial_model(config, ctx, data.num_classes)
+        claim = _Claim(config, resume, ctx, run_dir, run_locked)
+        return claim.run(lambda stop: _train_claimed(claim, data, device, model, stop, callbacks))
 
-    torch.manual_seed(config.seed)
-    if data is None:
-        # Rank 0 downloads (skipped when the files are there); the others wait, then read them.
-        if config.download and ctx.is_main and DATASETS.get(config.dataset).downloadable:
-            download_cifar(config.dataset, config.dataroot)
-        _barrier(ctx)
-        data = load_data(
-            config.dataset,
-            config.dataroot,
-            download=False,
-            validation=config.validation,
-            val_ratio=config.val_ratio,
-            split_seed=VAL_SPLIT_SEED,
-            device=device,
-        )
-    if ctx.is_main:
-        model = build_initial_model(config, data.num_classes, write=True)  # stores them if new
+
+def run_settings(config: RunConfig, device: torch.device) -> dict[str, Any]:
+    """The process-global settings of a run (:func:`~scalefree.train.settings.process_settings`):
+    ``--reproducible`` turns on deterministic algorithms and turns off cudnn's autotuner (whose
+    choice of kernel varies); otherwise CUDA runs autotune; the global seed is the run's seed."""
+    if config.reproducible:
+        return dict(seed=config.seed, deterministic=True, cudnn_benchmark=False)
+    return dict(seed=config.seed, cudnn_benchmark=True if device.type == "cuda" else None)
+
+
+def _load_run_data(config: RunConfig, ctx: DistContext, device: torch.device) -> DataBundle:
+    """Rank 0 downloads (skipped when the files are there); the others wait, then all read."""
+    if config.download and ctx.is_main and DATASETS.get(config.dataset).downloadable:
+        download_cifar(config.dataset, config.dataroot)
+    _barrier(ctx)
+    return load_data(
+        config.dataset,
+        config.dataroot,
+        download=False,
+        validation=config.validation,
+        val_ratio=config.val_ratio,
+        split_seed=VAL_SPLIT_SEED,
+        device=device,
+        synthetic_sizes=getattr(config, "synthetic_sizes", None),
+    )
+
+
+def _initial_model(config: RunConfig, ctx: DistContext, num_classes: int) -> nn.Module:
+    """Rank 0 creates and stores the initial weights if new; the other ranks then load them."""
+    model = build_initial_model(config, num_classes, write=True) if ctx.is_main else None
     _barrier(ctx)
     if not ctx.is_main:  # rank 0's stored weights exist now
-        model = build_initial_model(config, data.num_classes, write=False)
+        model = build_initial_model(config, num_classes, write=False)
+    return model
 
-    created = rundir_write.first_missing(run_dir)
-    lock = RunLock(run_dir) if ctx.is_main and not run_locked else None
-    if ctx.is_main:
-        rundir_write.create_run_dir(run_dir)
-        if lock is not None and not lock.acquire():
-            raise UsageError(rundir_write.held_message(run_dir))
-    _barrier(ctx)
-    try:
-        with _stop_on_sigterm() as stop:
-            return _train_claimed(config, resume, ctx, data, device, model, run_dir, stop)
-    except UsageError:
+
+class _Claim:
+    """The run directory claimed for one run: created, locked (unless the caller holds the
+    lock), removed again if a usage error stops the run before it wrote anything."""
+
+    def __init__(
+        self, config: RunConfig, resume: bool, ctx: DistContext, run_dir: Path, run_locked: bool
+    ) -> None:
+        self.config, self.resume, self.ctx, self.run_dir = config, resume, ctx, run_dir
+        self.run_locked = run_locked
+
+    def run(self, body: Callable[[StopFlag], RunOutcome]) -> RunOutcome:
+        ctx, run_dir = self.ctx, self.run_dir
+        created = rundir_write.first_missing(run_dir)
+        lock = RunLock(run_dir) if ctx.is_main and not self.run_locked else None
         if ctx.is_main:
-            rundir_write.remove_if_untouched(created, run_dir)
-        raise
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(_disk_full_message(exc, run_dir)) from None
-        raise
-    finally:
-        if lock is not None:
-            lock.release()
+            rundir_write.create_run_dir(run_dir)
+            if lock is not None and not lock.acquire():
+                raise UsageError(rundir_write.held_message(run_dir))
+        _barrier(ctx)
+        try:
+            with stop_on_sigterm() as stop:
+                return body(stop)
+        except UsageError:
+            if ctx.is_main:
+                rundir_write.remove_if_untouched(created, run_dir)
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(_disk_full_message(exc, run_dir)) from None
+            raise
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 def _train_claimed(
+    claim: _Claim,
+    data: DataBundle,
+    device: torch.device,
+    model: nn.Module,
+    stop: StopFlag,
+    callbacks: Sequence[Callback],
+) -> RunOutcome:
+    """The run under its lock: set up, resume or start, train, write result.json."""
+    config, ctx, run_dir = claim.config, claim.ctx, claim.run_dir
+    if ctx.is_main:
+        done = rundir_write.finished_result(run_dir, set_damaged_aside=True)
+        if done is not None:  # another process finished it while this one loaded the data
+            return RunOutcome(run_dir, done, skipped=True)
+        rundir_write.check_run_dir(run_dir, config, claim.resume)
+    state = setup_state(config, ctx, data, device, model, run_dir)
+    resume_or_start(state, claim.resume)
+    compiled = resolve_compile(config, device, state.total_steps - state.step)
+    if ctx.is_main:
+        rundir_write.write_config(run_dir, config, run_environment(state, compiled))
+    wrap_for_training(state, compiled)
+    result = run_loop(state, CallbackList([*builtin_callbacks(state), *callbacks]), stop)
+    _barrier(ctx)  # leave together: no rank tears down the process group while another writes
+    return RunOutcome(run_dir, result)
+
+
+# ------------------------------------------------------------------------------------ setup
+
+
+def setup_state(
     config: RunConfig,
-    resume: bool,
     ctx: DistContext,
     data: DataBundle,
     device: torch.device,
     model: nn.Module,
     run_dir: Path,
-    stop: _StopFlag,
-) -> RunOutcome:
-    """The run under its lock: resume or start, train, write result.json (see the module doc)."""
-    if ctx.is_main:
-        done = rundir_write.finished_result(run_dir, set_damaged_aside=True)
-        if done is not None:  # another process finished it while this one loaded the data
-            return RunOutcome(run_dir, done, skipped=True)
-        rundir_write.check_run_dir(run_dir, config, resume)
+) -> RunState:
+    """A fresh run: the model on its device and layout, optimizer, scheduler, data generator."""
     channels_last = resolve_channels_last(config, device)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
-    scheduler = make_scheduler(config, optimizer)
     generator = torch.Generator().manual_seed(config.seed)
-
-    env = environment(device) | {
-        "channels_last_resolved": channels_last,
-        "world_size": ctx.world_size,
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "eval_split": data.eval_split,
-        "train_size": len(data.train_images),
-        "eval_size": len(data.eval_images),
-    }
-    start_epoch, step, wall_before, best_acc, reference = 1, 0, 0.0, None, None
     batches_per_epoch = len(TrainBatches(data, config.batchsize, generator))
     total_steps = config.train_epochs * batches_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
+    return RunState(
+        config=config,
+        ctx=ctx,
+        run_dir=run_dir,
+        data=data,
+        device=device,
+        model=model,
+        optimizer=optimizer,
+        scheduler=make_scheduler(config, optimizer),
+        generator=generator,
+        channels_last=channels_last,
+        batches_per_epoch=batches_per_epoch,
+        total_steps=total_steps,
+        train_model=model,
+        amp_ctx=amp_context(config, device),
+    )
+
+
+def resume_or_start(state: RunState, resume: bool) -> None:
+    """Continue from the newest valid checkpoint (``resume``) or start at epoch 1.
+
+    Either way, metrics rows and statistics files of epochs after the starting point are set
+    aside: after a checkpoint they were written by the crashed attempt; without one (a run that
+    stopped before its first checkpoint starts from scratch, also under --resume) all are stale.
+    """
+    ctx, run_dir = state.ctx, state.run_dir
     if resume and ckpt.has_checkpoint(run_dir):
-        state, notes = ckpt.load_checkpoint(run_dir)
+        saved, notes = ckpt.load_checkpoint(run_dir)
         for note in notes:
             print(f"warning: {note}; using the previous checkpoint", file=sys.stderr)
-        _restore(state, run_dir, model, optimizer, scheduler, generator)
-        start_epoch, step = state["epoch"] + 1, state["step"]
-        wall_before, best_acc = state["wall_time_s"], state.get("best_test_acc")
-        reference = state.get("reference_loss")
+        _restore(saved, run_dir, state.model, state.optimizer, state.scheduler, state.generator)
+        state.start_epoch, state.step = saved["epoch"] + 1, saved["step"]
+        state.wall_before, state.best_acc = saved["wall_time_s"], saved.get("best_test_acc")
+        state.reference_loss = saved.get("reference_loss")
         if ctx.is_main:
-            rundir_write.truncate_after(run_dir, state["epoch"])
+            rundir_write.truncate_after(run_dir, saved["epoch"])
             print(
-                f"resuming {run_dir.name} after epoch {state['epoch']} (step {step})",
+                f"resuming {run_dir.name} after epoch {saved['epoch']} (step {state.step})",
                 file=sys.stderr,
             )
     elif ctx.is_main:
-        # Leftovers of a run that stopped before its first checkpoint: it starts from scratch, so
-        # metrics or statistics already written are stale (also under --resume); set aside.
         rundir_write.truncate_after(run_dir, 0)
-    compiled = resolve_compile(config, device, total_steps - step)
-    env["compile_resolved"] = compiled
-    if ctx.is_main:
-        rundir_write.write_config(run_dir, config, env)
+    state.start_step = state.step
+    state.epoch = state.saved_epoch = state.start_epoch - 1
 
-    train_model: nn.Module = model
-    if ctx.world_size > 1:
+
+def run_environment(state: RunState, compiled: bool) -> dict[str, Any]:
+    """config.json's ``env``: the machine and software, and how the run's settings resolved."""
+    data = state.data
+    state.env = environment(state.device) | {
+        "channels_last_resolved": state.channels_last,
+        "world_size": state.ctx.world_size,
+        "num_parameters": sum(p.numel() for p in state.model.parameters()),
+        "eval_split": data.eval_split,
+        "train_size": len(data.train_images),
+        "eval_size": len(data.eval_images),
+        "compile_resolved": compiled,
+    }
+    return state.env
+
+
+def wrap_for_training(state: RunState, compiled: bool) -> None:
+    """What the training step calls: the model, under DDP with several ranks, compiled if
+    ``compiled``. Checkpoints and evaluation keep using the plain ``state.model``."""
+    train_model: nn.Module = state.model
+    if state.ctx.world_size > 1:
+        device = state.device
         train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None
+            train_model, device_ids=[device] if device.type == "cuda" else None
         )
-    amp_ctx = (
-        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-        if config.amp == "bf16"
-        else contextlib.nullcontext
-    )
-
-    layers = stats_layers(model) if config.store_stats else []
-    recorder = (
-        StatsRecorder(rundir.stats_dir(run_dir), [n for n, _ in layers])
-        if layers and ctx.is_main
-        else None
-    )
-    alphas = alpha_of(optimizer)
-    is_family = isinstance(optimizer, AdamFamily)
-
     if compiled:
         train_model = torch.compile(train_model)
-    progress = RunProgress.for_run(config, data, total_steps, step, batches_per_epoch, ctx.is_main)
-    t0 = time.perf_counter()
-    status, message, last = "completed", None, None
+    state.train_model = train_model
 
-    def elapsed() -> float:
-        return wall_before + time.perf_counter() - t0
 
-    def evaluate_both() -> dict[str, float]:
-        kw = dict(
-            loss_multiplier=config.loss_multiplier,
-            amp_ctx=amp_ctx,
-            channels_last=channels_last,
-            ctx=ctx,
+def amp_context(config: RunConfig, device: torch.device) -> Callable[[], Any]:
+    """``--amp bf16``: autocast to bfloat16 on the run's device type; otherwise nothing."""
+    if config.amp == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def builtin_callbacks(state: RunState) -> list[Callback]:
+    """Update statistics (rank 0, ``--store-stats``) and the progress display."""
+    out: list[Callback] = []
+    cfg = state.config
+    if cfg.store_stats and state.ctx.is_main:
+        recorder = UpdateStatistics(
+            state.model,
+            state.optimizer,
+            state.run_dir,
+            cfg.store_stats_interval,
+            start_step=state.step,
         )
-        tr_loss, tr_acc = evaluate(
-            model, data.train_images, data.train_labels, data.mean, data.std, **kw
-        )
-        te_loss, te_acc = evaluate(
-            model, data.eval_images, data.eval_labels, data.mean, data.std, **kw
-        )
-        return {
-            "train_loss": tr_loss,
-            "train_acc": tr_acc,
-            "test_loss": te_loss,
-            "test_acc": te_acc,
-        }
-
-    epoch = saved_epoch = start_epoch - 1
-    divergence = None
-    factor = config.divergence_factor
-
-    def check_stop(at_check: bool) -> None:
-        if _stop_requested(stop, ctx, at_check):
-            raise Terminated(_terminated_message(run_dir, epoch, step, saved_epoch))
-
-    try:
-        for epoch in range(start_epoch, config.train_epochs + 1):
-            if step >= total_steps:
-                epoch -= 1
-                break
-            train_model.train()
-            loader = TrainBatches(
-                data,
-                config.batchsize,
-                generator,
-                channels_last=channels_last,
-                rank=ctx.rank,
-                world_size=ctx.world_size,
-            )
-            running = torch.zeros((), device=device)
-            since_check, last_check_t = 0, time.perf_counter()
-            for it, (x, y) in enumerate(loader):
-                record = recorder is not None and it % config.store_stats_interval == 0
-                with amp_ctx():
-                    logits = train_model(x)
-                    loss = F.cross_entropy(logits.float(), y)
-                    if ctx.world_size > 1:
-                        # DDP averages gradients over ranks: weight each rank by its share of the
-                        # global batch so the result is the global-batch mean even when uneven.
-                        global_n = min(config.batchsize, loader.num_samples - it * config.batchsize)
-                        loss = loss * rank_loss_weight(len(y), ctx.world_size, global_n)
-                    scaled = loss * config.loss_multiplier
-                optimizer.zero_grad(set_to_none=True)
-                scaled.backward()
-                if record:
-                    grads = [
-                        p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                        for _, p in layers
-                    ]
-                    before = [p.detach().clone() for _, p in layers]
-                optimizer.step()
-                step += 1
-                running += loss.detach()
-                since_check += 1
-                if reference is None:  # the first step's loss, before any update: the yardstick
-                    reference = _mean_loss(loss.detach(), 1, config.loss_multiplier, ctx)
-                    _check_divergence(reference, None, factor, epoch, step)
-                if record:
-                    _record_stats(
-                        recorder,
-                        optimizer,
-                        layers,
-                        grads,
-                        before,
-                        alphas,
-                        is_family,
-                        epoch,
-                        it,
-                        step,
-                    )
-                at_check = since_check >= CHECK_EVERY or step >= total_steps
-                if at_check:
-                    mean_loss = _mean_loss(running, since_check, config.loss_multiplier, ctx)
-                    _check_divergence(mean_loss, reference, factor, epoch, step)
-                    now = time.perf_counter()
-                    progress.step(
-                        since_check,
-                        mean_loss,
-                        since_check * config.batchsize / max(now - last_check_t, 1e-9),
-                    )
-                    running.zero_()
-                    since_check, last_check_t = 0, now
-                if step >= total_steps:
-                    break
-                check_stop(at_check)
-            if since_check:
-                mean_loss = _mean_loss(running, since_check, config.loss_multiplier, ctx)
-                _check_divergence(mean_loss, reference, factor, epoch, step)
-                progress.step(since_check, mean_loss, 0.0)
-            if scheduler is not None:
-                scheduler.step()
-            finished = epoch == config.train_epochs or step >= total_steps
-            if epoch % config.eval_interval == 0 or finished:
-                metrics = evaluate_both()
-                if not all(math.isfinite(v) for v in metrics.values()):
-                    raise Diverged(
-                        f"evaluation loss is not finite after epoch {epoch}: {metrics}",
-                        {"reason": "non-finite", "loss": None, "epoch": epoch, "step": step},
-                    )
-                best_acc = max(best_acc or 0.0, metrics["test_acc"])
-                last = {
-                    "epoch": epoch,
-                    "step": step,
-                    **metrics,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "wall_time_s": round(elapsed(), 3),
-                }
-                if ctx.is_main:
-                    rundir_write.append_metrics(run_dir, last)
-                    progress.epoch(
-                        f"epoch {epoch}/{config.train_epochs} step {step}: train loss {metrics['train_loss']:.4f} "
-                        f"acc {metrics['train_acc']:.4f} | {data.eval_split} loss {metrics['test_loss']:.4f} "
-                        f"acc {metrics['test_acc']:.4f} | {elapsed():.1f}s"
-                    )
-                    progress.evaluated(epoch, metrics)
-            if ctx.is_main:
-                if recorder is not None:
-                    recorder.flush(epoch)
-                ckpt.save_checkpoint(
-                    run_dir,
-                    {
-                        "epoch": epoch,
-                        "step": step,
-                        "wall_time_s": elapsed(),
-                        "best_test_acc": best_acc,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "rng": ckpt.rng_state(generator),
-                        "reference_loss": reference,
-                        "config": config.to_dict(),
-                    },
-                )
-                saved_epoch = epoch
-            if finished:
-                break
-            check_stop(True)
-    except Diverged as exc:
-        status, message, divergence = "diverged", str(exc), exc.details
-        if recorder is not None:
-            recorder.discard()
-    finally:
-        progress.close()
-
-    if last is None:
-        # Resumed a run whose last epoch was complete but result.json was not written yet.
-        rows = rundir.read_metrics(run_dir)
-        last = rows[-1] if rows else None
-    result = rundir_write.run_result(
-        status,
-        epochs_completed=epoch,
-        steps=step,
-        wall_time_s=elapsed(),
-        last=last,
-        best_test_acc=best_acc,
-        eval_split=data.eval_split,
-        message=message,
-        divergence=divergence,
-    )
-    if ctx.is_main:
-        rundir_write.write_result(run_dir, result)
-    _barrier(ctx)  # leave together: no rank tears down the process group while another writes
-    return RunOutcome(run_dir, result)
-
-
-def _record_stats(
-    recorder, optimizer, layers, grads, before, alphas, is_family, epoch, it, step
-) -> None:
-    if is_family:
-        updates = optimizer.adam_updates()
-        u = [updates.get(p, torch.zeros_like(p)) for _, p in layers]
-    else:  # torch baselines: the update is the parameter change itself
-        u = [b - p.detach() for b, (_, p) in zip(before, layers)]
-    recorder.record(
-        epoch,
-        it,
-        step,
-        dict(
-            zip(
-                QUANTITIES,
-                (
-                    [t / alphas[p] for t, (_, p) in zip(u, layers)],
-                    u,
-                    grads,
-                    before,
-                ),
-            )
-        ),
-    )
-
-
-def rank_loss_weight(local_n: int, world_size: int, global_n: int) -> float:
-    """Factor on a rank's mean loss so that DDP's gradient average is the global-batch mean.
-
-    DDP computes (1/W) sum_r grad(w_r * mean_r); with w_r = n_r W / N this is
-    sum_r (n_r / N) grad(mean_r) = grad(global mean), also when N does not split evenly.
-    """
-    return local_n * world_size / global_n
-
-
-def _mean_loss(running: torch.Tensor, n: int, multiplier: float, ctx: DistContext) -> float:
-    """Mean training loss since the last check, agreed on by every rank (so all stop together)."""
-    if ctx.world_size > 1:
-        running = running.clone()
-        torch.distributed.all_reduce(running)
-        running /= ctx.world_size
-    return float(running) / n * multiplier
+        if recorder.layers:
+            out.append(recorder)
+    out.append(ProgressCallback())
+    return out
 
 
 def _barrier(ctx: DistContext) -> None:
@@ -792,51 +542,19 @@ def _disk_full_message(exc: OSError, run_dir: Path) -> str:
     )
 
 
-def _terminated_message(run_dir: Path, epoch: int, step: int, saved_epoch: int) -> str:
-    kept = (
-        f"{run_dir} keeps the checkpoint of epoch {saved_epoch}"
-        if saved_epoch
-        else f"no epoch had finished, so {run_dir} has no checkpoint yet"
-    )
-    return (
-        f"stopped by SIGTERM at epoch {epoch}, step {step}; {kept}. Rerun with --resume to "
-        "continue (a relaunched sweep resumes it)"
-    )
-
-
-class _StopFlag:
-    """Set by the SIGTERM handler; the training loop stops at the next step boundary."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm() -> Iterator[_StopFlag]:
-    """SIGTERM sets a flag instead of killing the process (only the main thread gets signals)."""
-    flag = _StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        flag.requested = True
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _stop_requested(flag: _StopFlag, ctx: DistContext, at_check: bool) -> bool:
-    """Whether to stop now. Under DDP every rank must agree (or the others would hang in the
-    next collective), so ranks compare flags at the loss checks only."""
-    if ctx.world_size == 1:
-        return flag.requested
-    if not at_check:
-        return False
-    device = ctx.device or torch.device("cpu")
-    t = torch.tensor(float(flag.requested), device=device)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return bool(t.item())
+__all__ = [
+    "VAL_SPLIT_SEED",
+    "DistContext",
+    "RunOutcome",
+    "RunState",
+    "build_initial_model",
+    "environment",
+    "evaluate",
+    "initial_weights_path",
+    "make_optimizer",
+    "make_scheduler",
+    "resolve_channels_last",
+    "resolve_compile",
+    "resolve_device",
+    "train",
+]
