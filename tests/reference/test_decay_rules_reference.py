@@ -70,9 +70,7 @@ def test_caution_mask_by_hand():
     u = torch.tensor([1.0, -2.0, 3.0, 4.0], dtype=torch.float64)
     m = torch.tensor([1.0, -1.0, 1.0, 0.0], dtype=torch.float64)
     g = torch.tensor([2.0, 1.0, 0.5, 1.0], dtype=torch.float64)  # agree, disagree, agree, m = 0
-    assert_close(
-        caution_mask(u, m, g), torch.tensor([2.0, 0.0, 6.0, 0.0], dtype=torch.float64)
-    )
+    assert_close(caution_mask(u, m, g), torch.tensor([2.0, 0.0, 6.0, 0.0], dtype=torch.float64))
     none = caution_mask(u, m, -m)  # no coordinate agrees: u is zeroed, the floor avoids 0/0
     assert torch.equal(none, torch.zeros(4, dtype=torch.float64)) and CAUTION_FLOOR == 1e-3
 
