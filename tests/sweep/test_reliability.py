@@ -149,9 +149,8 @@ def test_sigterm_to_a_sweep_stops_every_worker_and_a_rerun_resumes_both(tmp_path
     assert "stopped by SIGTERM" in out and "Traceback" not in out, out
     assert _wait_gone(workers, 5) == []
     runs = [d for d in folder.iterdir() if (d / CONFIG_FILE).exists()]
-    assert len(runs) == 2 and all(
-        finished_result(d) is None for d in runs
-    )  # interrupted, not failed
+    interrupted_not_failed = all(finished_result(d) is None for d in runs)
+    assert len(runs) == 2 and interrupted_not_failed
 
     again = _launch(folder)
     out, _ = again.communicate(timeout=300)

@@ -330,6 +330,17 @@ def fmt_cell(c: Cell | None, digits: int = 4) -> str:
     return f"{text} ({', '.join(notes)})"
 
 
+def _row_head(s: GroupSummary, method: str) -> dict[str, Any]:
+    """The columns that say whose row it is, first in both CSV files."""
+    return {
+        "dataset": s.key.dataset,
+        "model": s.key.model,
+        "batch_norm": s.key.batch_norm,
+        "group": s.key.label,
+        "method": method,
+    }
+
+
 def cell_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
     """Long format: one row per (group, method, eta0, weight decay)."""
     rows = []
@@ -338,12 +349,8 @@ def cell_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
             best = g.best
             for (e, w), c in sorted(g.cells.items()):
                 rows.append(
-                    {
-                        "dataset": s.key.dataset,
-                        "model": s.key.model,
-                        "batch_norm": s.key.batch_norm,
-                        "group": s.key.label,
-                        "method": method,
+                    _row_head(s, method)
+                    | {
                         "eta0": e,
                         "weight_decay": w,
                         "mean_test_error": c.mean,
@@ -366,12 +373,8 @@ def best_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
         for method, g in s.grids.items():
             b = g.best
             rows.append(
-                {
-                    "dataset": s.key.dataset,
-                    "model": s.key.model,
-                    "batch_norm": s.key.batch_norm,
-                    "group": s.key.label,
-                    "method": method,
+                _row_head(s, method)
+                | {
                     "eta0": b.eta0 if b else math.nan,
                     "weight_decay": b.weight_decay if b else math.nan,
                     "mean_test_error": b.mean if b else math.nan,
