@@ -18,6 +18,7 @@ from scalefree.rundir import DIVERGED_ERROR, load_runs
 from scalefree.rundir.summary import (
     Edge,
     PointError,
+    below_divergence,
     best_point,
     extendable_edges,
     mean_of_finished,
@@ -197,3 +198,9 @@ def test_a_tie_between_unequal_seed_counts_goes_to_more_seeds_in_the_tables(tmp_
     assert (grid.best.eta0, grid.best.n) == (1e-3, 2)  # not the smaller eta0: fewer seeds
     assert table[(1e-4, 1e-4)] is None
     assert missing_points(table, sweep.axes["AdamW"]) == [(1e-4, 1e-4)]
+
+
+def test_below_divergence_is_the_one_test_of_a_real_error():
+    assert below_divergence(0.2) and below_divergence(DIVERGED_ERROR - 1e-9)
+    assert not below_divergence(DIVERGED_ERROR) and not below_divergence(math.nan)
+    assert not below_divergence(math.inf)

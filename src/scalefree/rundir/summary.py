@@ -124,9 +124,14 @@ class PointError:
     n: int
 
 
+def below_divergence(error: float) -> bool:
+    """A real error: finite and better than the charge for a diverged run (rules 1 and 3)."""
+    return math.isfinite(error) and error < DIVERGED_ERROR
+
+
 def can_be_best(point: GridPoint) -> bool:
     """Finished, finite, and better than a diverged run (rule 3)."""
-    return point.n > 0 and math.isfinite(point.mean) and point.mean < DIVERGED_ERROR
+    return point.n > 0 and below_divergence(point.mean)
 
 
 def best_point(points: Iterable[P]) -> P | None:
@@ -177,6 +182,7 @@ __all__ = [
     "Edge",
     "GridPoint",
     "PointError",
+    "below_divergence",
     "best_point",
     "can_be_best",
     "extendable_edges",
