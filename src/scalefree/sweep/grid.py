@@ -6,8 +6,8 @@ weight-decay values) and the seeds. :meth:`Sweep.configs` expands it to one RunC
 (method, eta0, weight decay, seed).
 
 Initial weights. Every run of a sweep starts from the stored initial weights for its
-(dataset, model, batch norm, init seed) (docs/design.md, section 2.7; the trainer creates the file once and
-every later run loads it). With the default ``init_seed=None`` the init seed is the run's seed, so
+(dataset, model, batch norm, init seed) (docs/design.md, section 2.7; the trainer creates the
+file once and every later run loads it). With the default ``init_seed=None`` the init seed is the run's seed, so
 all runs *of one seed* share one initialization, and a multi-seed sweep repeats the whole
 experiment with a fresh initialization per seed: the paper picks one random initialization per
 experiment configuration as "a fixed starting point for all optimizers and hyperparameter
