@@ -5,6 +5,9 @@
   result.json (the trainer and the sweep workers write only through it);
 * :mod:`scalefree.rundir.read`: readers that report damaged files instead of crashing (sweeps,
   plots and reports read only through it).
+* :mod:`scalefree.rundir.summary`: the summary model, the one statement of how finished runs
+  become a seed mean per grid point, which point is best and which grid edges it lies on (the
+  sweep's boundary extension and the tables, heatmaps and reports all decide through it).
 """
 
 from scalefree.rundir.layout import (
