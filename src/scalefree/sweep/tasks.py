@@ -102,9 +102,10 @@ class TaskResult:
         return self.previous if self.status == "skipped" and self.previous else self.status
 
 
-def _final(task: RunTask, result: dict[str, Any] | None) -> bool:
-    """A result that ends the run for this launch: any, except ``failed`` with ``retry_failed``."""
-    return result is not None and not (task.retry_failed and result.get("status") == "failed")
+def _ends_run(task: RunTask, result: dict[str, Any]) -> bool:
+    """Whether a result.json ends the run for this launch: yes, unless it says ``failed`` and the
+    launch retries failed runs."""
+    return not (task.retry_failed and result.get("status") == "failed")
 
 
 def precheck(task: RunTask) -> TaskResult | None:
@@ -116,8 +117,8 @@ def precheck(task: RunTask) -> TaskResult | None:
     """
     run_dir = task.run_dir
     result = finished_result(run_dir)
-    if _final(task, result):
-        return _skipped(run_dir, result)  # type: ignore[arg-type]
+    if result is not None and _ends_run(task, result):
+        return _skipped(run_dir, result)
     if is_locked(run_dir):
         return _running_elsewhere(run_dir)
     return None
@@ -171,8 +172,8 @@ def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
     """run_task's body, under the run's lock: the check that decides, then the run."""
     name = run_dir.name
     result = finished_result(run_dir)
-    if _final(task, result):
-        return _skipped(run_dir, result)  # type: ignore[arg-type]
+    if result is not None and _ends_run(task, result):
+        return _skipped(run_dir, result)
     if result is not None:  # a failed run to retry: keep the failure's record beside the rerun
         os.replace(run_dir / RESULT_FILE, run_dir / FAILED_RESULT_KEPT)
     try:
@@ -187,7 +188,7 @@ def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
         record_failure(task.config, message, wall, traceback.format_exc())
         return TaskResult(name, str(run_dir), "failed", wall_time_s=wall, message=message)
     r = outcome.result
-    if outcome.skipped:  # result.json written by something that does not take the lock
+    if outcome.skipped:  # only if something wrote result.json without taking the lock
         return _skipped(run_dir, r)
     return TaskResult(
         name,
