@@ -1,4 +1,4 @@
-"""Fake run directories, written exactly as the trainer writes them (DESIGN section 6).
+"""Fake run directories, written exactly as the trainer writes them (docs/design.md, section 2).
 
 Tests of the analysis side (tables, figures, reports, sweep collection) need finished runs with
 known errors and known update-magnitude spreads, without training anything. ``make_run`` writes one

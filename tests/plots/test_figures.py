@@ -68,22 +68,15 @@ def test_heatmap_method_subset_and_mixed_groups(sweep: Path, tmp_path: Path) -> 
     assert len(panels(fig)) == 1
     with pytest.raises(figures.NothingToPlot, match="SGD"):
         figures.heatmap(load_runs(sweep), tmp_path / "x.png", methods=["SGD"])
-    make_run(
-        tmp_path / "mixed",
-        optim_method="AdamW",
-        eta0=1e-3,
-        weight_decay=0.0,
-        model="ResNet20",
-        with_stats=False,
-    )
-    make_run(
-        tmp_path / "mixed",
-        optim_method="AdamW",
-        eta0=1e-3,
-        weight_decay=0.0,
-        model="ResNet56",
-        with_stats=False,
-    )
+    for model in ("ResNet20", "ResNet56"):
+        make_run(
+            tmp_path / "mixed",
+            optim_method="AdamW",
+            eta0=1e-3,
+            weight_decay=0.0,
+            model=model,
+            with_stats=False,
+        )
     with pytest.raises(UsageError, match="--model"):
         figures.heatmap(load_runs(tmp_path / "mixed"), tmp_path / "m.png")
     assert not (tmp_path / "m.png").exists()

@@ -15,7 +15,8 @@ import pytest
 
 from scalefree.cli import main
 from scalefree.rundir import RESULT_FILE
-from scalefree.sweep.tasks import RunTask, TaskResult, read_result
+from scalefree.rundir.write import finished_result
+from scalefree.sweep.tasks import RunTask, TaskResult
 from scalefree.train.config import RunConfig
 from tests.fakeruns import make_run
 
@@ -57,7 +58,7 @@ def finished_sweep(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("finished") / "logs"
     assert sweep(folder) == 0
     for d in grid_run_dirs(folder):
-        assert read_result(d)["status"] == "completed"
+        assert finished_result(d)["status"] == "completed"
     return folder
 
 
@@ -101,7 +102,7 @@ class FakeExecutor:
                 with_stats=False, loss_multiplier=c.loss_multiplier,
             )  # fmt: skip
             assert path == t.run_dir, "fake run written where the sweep expects it"
-            r = read_result(path)
+            r = finished_result(path)
             res = TaskResult(
                 c.run_name(),
                 str(path),

@@ -12,8 +12,9 @@ import pytest
 
 from scalefree.cli import main
 from scalefree.rundir import CHECKPOINT_FILE, RESULT_FILE, load_runs
+from scalefree.rundir.write import finished_result
 from scalefree.sweep.locking import RunLock, is_locked
-from scalefree.sweep.tasks import FAILED_RESULT_KEPT, read_result
+from scalefree.sweep.tasks import FAILED_RESULT_KEPT
 from scalefree.train.trainer import initial_weights_path
 from tests.sweep.conftest import TINY_FLAGS, grid_run_dirs, result_mtimes, sweep, tiny_config
 
@@ -21,7 +22,7 @@ from tests.sweep.conftest import TINY_FLAGS, grid_run_dirs, result_mtimes, sweep
 def test_a_tiny_sweep_writes_every_result_and_the_summary(finished_sweep):
     dirs = grid_run_dirs(finished_sweep)
     for d in dirs:
-        r = read_result(d)
+        r = finished_result(d)
         assert r["status"] == "completed" and r["steps"] == 2
         assert 0.0 <= r["test_error"] <= 1.0
         assert (d / CHECKPOINT_FILE).exists()
@@ -53,7 +54,7 @@ def test_an_interrupted_sweep_completes_only_the_missing_run(sweep_copy, capsys)
     out = capsys.readouterr().out
     assert "2 runs: 1 to run, 1 already finished" in out
     assert "completed" in out and lost.name in out
-    assert read_result(lost)["status"] == "completed"
+    assert finished_result(lost)["status"] == "completed"
     assert result_mtimes(sweep_copy)[done.name] == before[done.name]
 
 
@@ -68,7 +69,7 @@ def test_a_held_lock_makes_the_second_launcher_skip_that_run(sweep_copy, capsys)
         lock.release()
     out = capsys.readouterr().out
     assert "1 running elsewhere" in out and busy.name in out
-    assert read_result(busy) is None  # not trained twice
+    assert finished_result(busy) is None  # not trained twice
 
 
 def test_a_failed_run_is_recorded_and_retried_only_with_retry_failed(tmp_path, capsys):
@@ -169,7 +170,7 @@ def test_ctrl_c_stops_the_workers_without_marking_runs_failed(tmp_path):
         proc.kill()
     assert proc.returncode == 130, out
     run_dir = ckpts[0].parent
-    assert read_result(run_dir) is None  # interrupted, not failed: the next launch resumes it
+    assert finished_result(run_dir) is None  # interrupted, not failed: the next launch resumes it
     assert not is_locked(run_dir)  # the worker is gone
 
 
@@ -197,7 +198,7 @@ def test_a_dying_worker_costs_only_its_own_run(tmp_path, capsys, monkeypatch):
             folder
             / tiny_config(folder, optim_method="AdamW", eta0=1e-3, weight_decay=wd).run_name()
         )
-        statuses[wd] = (read_result(run_dir) or {}).get("status")
+        statuses[wd] = (finished_result(run_dir) or {}).get("status")
     assert statuses == {0.0: "completed", 5e-4: None, 1e-3: "completed"}, out
     assert "worker process died (exit code -9)" in out
     monkeypatch.undo()

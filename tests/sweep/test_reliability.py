@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from scalefree.rundir import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE
-from scalefree.sweep.tasks import read_result
+from scalefree.rundir.write import finished_result
 from scalefree.train.checkpoint import LATEST
 from tests.reliability.forge import forge_checkpoint
 from tests.sweep.conftest import TINY_FLAGS, grid_run_dirs, result_mtimes, sweep
@@ -35,7 +35,7 @@ def test_a_forged_checkpoint_runs_nothing_on_a_sweep_rerun(sweep_copy, tmp_path,
     out = capsys.readouterr().out
     assert not marker.exists()
     assert "error" in out and "objects other than tensors" in out and forged.name in out
-    assert read_result(forged) is None and read_result(done)["status"] == "completed"
+    assert finished_result(forged) is None and finished_result(done)["status"] == "completed"
 
 
 @pytest.mark.parametrize("content", ["truncated", "[]"])
@@ -51,7 +51,7 @@ def test_a_damaged_result_json_is_set_aside_and_the_run_resumed(sweep_copy, capf
     assert f"{damaged / RESULT_FILE}: " in err and "treated as unfinished" in err
     (kept,) = damaged.glob(f"{RESULT_FILE}.damaged-*")
     assert kept.read_text() == bad
-    assert read_result(damaged)["status"] == "completed"
+    assert finished_result(damaged)["status"] == "completed"
     assert result_mtimes(sweep_copy)[done.name] == before[done.name]
 
 
@@ -149,13 +149,14 @@ def test_sigterm_to_a_sweep_stops_every_worker_and_a_rerun_resumes_both(tmp_path
     assert "stopped by SIGTERM" in out and "Traceback" not in out, out
     assert _wait_gone(workers, 5) == []
     runs = [d for d in folder.iterdir() if (d / CONFIG_FILE).exists()]
-    assert len(runs) == 2 and all(read_result(d) is None for d in runs)  # interrupted, not failed
+    interrupted_not_failed = all(finished_result(d) is None for d in runs)
+    assert len(runs) == 2 and interrupted_not_failed
 
     again = _launch(folder)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
     assert "2 runs: 2 to run" in out and out.count("resuming ") == 2, out
-    assert all(read_result(d)["status"] == "completed" for d in runs)
+    assert all(finished_result(d)["status"] == "completed" for d in runs)
 
 
 @pytest.mark.slow

@@ -5,16 +5,19 @@ experiment configuration (dataset, model, batch norm, ...), the final top-1 test
 optimizer at every grid point (initial step size eta0 x weight decay lambda), and the best point per
 optimizer (the paper's black circle).
 
-Conventions, following the reference scripts and :mod:`scalefree.rundir`:
+Conventions: the summary model's rules (:mod:`scalefree.rundir.summary`), the same the sweep's
+boundary extension uses, so the tables circle the point the sweep extends toward:
 
 * a diverged (or failed) run counts as test error ``DIVERGED_ERROR`` = 1.1 and enters the mean;
-* an incomplete run (no ``result.json`` yet) is left out and counted, so a half-finished sweep is
-  visible as such rather than silently averaged over fewer seeds;
+* an incomplete run (no ``result.json`` yet) is left out of the mean and counted next to it
+  (``mean_of_finished``), so a half-finished sweep is visible as such rather than silently
+  averaged over fewer seeds;
 * mean and sample standard deviation (ddof = 1) over seeds; the std of a single seed is NaN, not 0,
   since one run says nothing about seed variance;
-* the best setting of a method is its lowest mean error; it is flagged when it lies on the edge of
-  the searched grid, where the paper extends the grid ("we always extend the grid to ensure that
-  the final best-performing hyperparameters fall into the interior", Section 4).
+* the best setting of a method is its lowest mean error (ties: more seeds, then smaller eta0, then
+  smaller weight decay); it is flagged when it lies on an extendable edge of the searched grid,
+  where the paper extends the grid ("we always extend the grid to ensure that the final
+  best-performing hyperparameters fall into the interior", Section 4).
 
 Runs are grouped by (dataset, model, batch norm) plus any other setting that differs between runs
 of a folder (e.g. ``loss_multiplier`` in the paper's Figure 4), so two different experiments never
@@ -37,6 +40,7 @@ import numpy as np
 from scalefree.io import atomic_write_text
 from scalefree.optim.registry import OPTIMIZERS
 from scalefree.rundir import DIVERGED_ERROR, RunRecord
+from scalefree.rundir.summary import Edge, best_point, extendable_edges, seed_mean, seed_std
 from scalefree.train.config import EXECUTION_FIELDS, RunConfig, config_fields, fmt_num
 
 # Methods in the order the paper shows them (AdamL2 left of AdamW), read live from the optimizer
@@ -166,11 +170,12 @@ class Cell:
 
     @property
     def mean(self) -> float:
-        return float(self.errors.mean()) if self.n else math.nan
+        """Mean over the finished seeds (summary model: ``mean_of_finished``); NaN if none."""
+        return seed_mean(self.errors)
 
     @property
     def std(self) -> float:
-        return float(self.errors.std(ddof=1)) if self.n > 1 else math.nan
+        return seed_std(self.errors)
 
     @property
     def all_diverged(self) -> bool:
@@ -203,11 +208,8 @@ class MethodGrid:
     def best(self) -> Cell | None:
         """Lowest mean error; None when nothing finished or everything diverged.
 
-        Ties go to more seeds, then the smaller eta0 and weight decay (deterministic)."""
-        ok = [c for c in self.cells.values() if c.n and c.mean < DIVERGED_ERROR]
-        if not ok:
-            return None
-        return min(ok, key=lambda c: (c.mean, -c.n, c.eta0, c.weight_decay))
+        Ties go to more seeds, then the smaller eta0 and weight decay (summary model, rule 3)."""
+        return best_point(self.cells.values())
 
     def best_index(self) -> tuple[int, int] | None:
         """(row, column) of the best cell in :meth:`matrix`."""
@@ -217,19 +219,19 @@ class MethodGrid:
         return self.eta0s.index(b.eta0), self.weight_decays.index(b.weight_decay)
 
     @property
+    def best_edges(self) -> tuple[Edge, ...]:
+        """The extendable edges of the grid on which the best point lies (summary model, rule 4:
+        the lowest or highest eta0, the highest weight decay, the lowest one unless it is 0;
+        single-value axes have none), the edges the sweep would extend."""
+        b = self.best
+        if b is None:
+            return ()
+        return extendable_edges((b.eta0, b.weight_decay), self.eta0s, self.weight_decays)
+
+    @property
     def best_on_boundary(self) -> bool:
-        """True when the best point lies on an edge of the grid that could be extended: the
-        lowest or highest eta0, the highest weight decay, or the lowest one unless it is 0 (the
-        paper extends the grid in that case, Section 4). Single-value axes are not flagged."""
-        idx = self.best_index()
-        if idx is None:
-            return False
-        i, j = idx
-        eta_edge = len(self.eta0s) > 1 and i in (0, len(self.eta0s) - 1)
-        wd_edge = len(self.weight_decays) > 1 and (
-            j == len(self.weight_decays) - 1 or (j == 0 and self.weight_decays[0] > 0)
-        )
-        return eta_edge or wd_edge
+        """True when the best point lies on an extendable edge (see :attr:`best_edges`)."""
+        return bool(self.best_edges)
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,17 @@ def fmt_cell(c: Cell | None, digits: int = 4) -> str:
     return f"{text} ({', '.join(notes)})"
 
 
+def _row_head(s: GroupSummary, method: str) -> dict[str, Any]:
+    """The columns that say whose row it is, first in both CSV files."""
+    return {
+        "dataset": s.key.dataset,
+        "model": s.key.model,
+        "batch_norm": s.key.batch_norm,
+        "group": s.key.label,
+        "method": method,
+    }
+
+
 def cell_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
     """Long format: one row per (group, method, eta0, weight decay)."""
     rows = []
@@ -326,12 +339,8 @@ def cell_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
             best = g.best
             for (e, w), c in sorted(g.cells.items()):
                 rows.append(
-                    {
-                        "dataset": s.key.dataset,
-                        "model": s.key.model,
-                        "batch_norm": s.key.batch_norm,
-                        "group": s.key.label,
-                        "method": method,
+                    _row_head(s, method)
+                    | {
                         "eta0": e,
                         "weight_decay": w,
                         "mean_test_error": c.mean,
@@ -354,12 +363,8 @@ def best_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
         for method, g in s.grids.items():
             b = g.best
             rows.append(
-                {
-                    "dataset": s.key.dataset,
-                    "model": s.key.model,
-                    "batch_norm": s.key.batch_norm,
-                    "group": s.key.label,
-                    "method": method,
+                _row_head(s, method)
+                | {
                     "eta0": b.eta0 if b else math.nan,
                     "weight_decay": b.weight_decay if b else math.nan,
                     "mean_test_error": b.mean if b else math.nan,

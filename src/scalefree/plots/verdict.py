@@ -23,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from scalefree.chance import chance_error, chance_margin
-from scalefree.rundir import DIVERGED_ERROR, RunRecord
+from scalefree.rundir import RunRecord
+from scalefree.rundir.summary import below_divergence
 
 from .tables import GroupSummary
 
@@ -105,7 +106,7 @@ def judge(
     seed_std: float = math.nan,
 ) -> Verdict:
     """The verdict on test errors (fractions; diverged 1.1 and NaN are ignored)."""
-    vals = [float(e) for e in errors if math.isfinite(e) and e < DIVERGED_ERROR]
+    vals = [float(e) for e in errors if below_divergence(e)]
     known = bool(classes and classes >= 2)
     chance = chance_error(classes) if known else None
     margin = chance_margin(classes, n_eval) if known else math.nan

@@ -5,12 +5,16 @@
   result.json (the trainer and the sweep workers write only through it);
 * :mod:`scalefree.rundir.read`: readers that report damaged files instead of crashing (sweeps,
   plots and reports read only through it).
+* :mod:`scalefree.rundir.summary`: the summary model, the one statement of how finished runs
+  become a seed mean per grid point, which point is best and which grid edges it lies on (the
+  sweep's boundary extension and the tables, heatmaps and reports all decide through it).
 """
 
 from scalefree.rundir.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     DIVERGED_ERROR,
+    FAILED_RESULT_KEPT,
     METRICS_FILE,
     RESULT_FILE,
     STATS_DIR,
@@ -40,6 +44,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "DIVERGED_ERROR",
+    "FAILED_RESULT_KEPT",
     "METRICS_FILE",
     "RESULT_FILE",
     "STATS_DIR",

@@ -8,6 +8,7 @@ A run directory is ``<log folder>/<RunConfig.run_name()>`` and holds::
     checkpoint.pt        latest complete epoch (+ checkpoint.prev.pt; scalefree.train.checkpoint)
     .lock                held by the process training the run (scalefree.locking)
     result.json          written last and atomically: its presence marks the run finished
+    result.failed.json   a failed run's result.json, kept when a sweep retries it
 
 ``result.json`` schema::
 
@@ -35,6 +36,8 @@ from typing import Any
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
+# A failed run's result.json, kept beside it when a sweep retries the run (--retry-failed).
+FAILED_RESULT_KEPT = "result.failed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 STATS_DIR = "stats"
 STATS_GLOB = "epoch_*.npz"

@@ -21,11 +21,11 @@ from typing import Any
 
 from scalefree.rundir.layout import (
     CONFIG_FILE,
-    DIVERGED_ERROR,
     METRICS_FILE,
     RESULT_FILE,
     STATUSES,
 )
+from scalefree.rundir.summary import run_error
 
 
 class DamagedFile(Exception):
@@ -54,12 +54,9 @@ class RunRecord:
 
     @property
     def test_error(self) -> float | None:
-        """Final test error as a fraction; DIVERGED_ERROR for diverged/failed; None if incomplete."""
-        if self.result is None:
-            return None
-        if self.result["status"] != "completed":
-            return DIVERGED_ERROR
-        return float(self.result["test_error"])
+        """Final test error as a fraction; DIVERGED_ERROR for diverged/failed; None if incomplete
+        (the summary model's rule, :func:`scalefree.rundir.summary.run_error`)."""
+        return run_error(self.result)
 
     @cached_property
     def metrics(self) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ weight-decay values) and the seeds. :meth:`Sweep.configs` expands it to one RunC
 (method, eta0, weight decay, seed).
 
 Initial weights. Every run of a sweep starts from the stored initial weights for its
-(dataset, model, batch norm, init seed) (DESIGN section 6; the trainer creates the file once and
-every later run loads it). With the default ``init_seed=None`` the init seed is the run's seed, so
+(dataset, model, batch norm, init seed) (docs/design.md, section 2.7; the trainer creates the
+file once and every later run loads it). With the default ``init_seed=None`` the init seed is the run's seed, so
 all runs *of one seed* share one initialization, and a multi-seed sweep repeats the whole
 experiment with a fresh initialization per seed: the paper picks one random initialization per
 experiment configuration as "a fixed starting point for all optimizers and hyperparameter
@@ -20,15 +20,12 @@ the searching grid, we always extend the grid to ensure that the final best-perf
 hyperparameters fall into the interior of the grid"). Given the mean final test error of each
 grid point of one method, :func:`boundary_extension` says which edges the best point lies on and
 which new values to add, continuing the grid's 1-5 per decade pattern (..., 1e-4, 5e-4, 1e-3,
-5e-3, ...; :func:`next_grid_value`). Conventions:
-
-* diverged and failed runs count as error ``DIVERGED_ERROR`` (1.1), as in the heatmaps, and can
-  never be "best"; a method whose every point diverged is not extended;
-* weight decay 0 is a lower edge that is not extended below (there is nothing below 0);
-* an axis with a single value is the user's choice of a fixed value, not a searched range, and is
-  never extended (otherwise ``--weight-decay-vals 0`` would grow a weight-decay axis);
-* a best point on a corner extends both axes, and the new corner point is run too;
-* ties go to the smaller eta0, then the smaller weight decay (as the summary tables do).
+5e-3, ...; :func:`next_grid_value`). Which point is best, which edges can be extended and how
+seeds are averaged are the summary model's rules (:mod:`scalefree.rundir.summary`), shared with
+the tables so the sweep extends toward the very point the tables circle. In short: diverged and
+failed runs count as ``DIVERGED_ERROR`` and are never best (an all-diverged method is not
+extended); weight decay 0 and single-value axes are not edges; a corner extends both axes (the
+new corner point is run too); a point is decided on only once every seed finished.
 
 Everything here is pure: no files are read, so the logic is unit-testable on a fake result table.
 """
@@ -40,7 +37,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scalefree.errors import UsageError
-from scalefree.rundir import DIVERGED_ERROR
+from scalefree.rundir.summary import (
+    REL_TOL,
+    PointError,
+    extendable_edges,
+    mean_when_complete,
+    run_error,
+    same_value,
+)
+from scalefree.rundir.summary import best_point as _best_of
 from scalefree.train.config import MAX_SEED, RunConfig, fmt_num
 
 # The paper's grid (Section 4, "Hyperparameter tuning").
@@ -49,7 +54,6 @@ PAPER_WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
 DEFAULT_METHODS: tuple[str, ...] = ("AdamL2", "AdamW")
 # Mantissas of the grid pattern within one decade.
 GRID_MANTISSAS: tuple[int, ...] = (1, 5)
-_REL_TOL = 1e-9  # values closer than this (relatively) are the same grid value
 
 # (eta0, weight decay) -> mean final test error over seeds; None (or NaN) where unfinished.
 ErrorTable = Mapping[tuple[float, float], "float | None"]
@@ -198,11 +202,6 @@ def _sorted_unique(values: Iterable[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def same_value(a: float, b: float) -> bool:
-    """Equal up to float noise (5e-4 typed and 5e-4 computed are one grid value)."""
-    return a == b or abs(a - b) <= _REL_TOL * max(abs(a), abs(b))
-
-
 # ---------------------------------------------------------------------------- boundary extension
 
 
@@ -219,8 +218,8 @@ def next_grid_value(x: float, *, up: bool) -> float:
     k = math.floor(math.log10(x))
     candidates = sorted(float(f"{m}e{j}") for j in range(k - 2, k + 3) for m in GRID_MANTISSAS)
     if up:
-        return next(c for c in candidates if c > x * (1 + _REL_TOL))
-    return next(c for c in reversed(candidates) if c < x * (1 - _REL_TOL))
+        return next(c for c in candidates if c > x * (1 + REL_TOL))
+    return next(c for c in reversed(candidates) if c < x * (1 - REL_TOL))
 
 
 @dataclass(frozen=True)
@@ -241,16 +240,11 @@ class Extension:
 
 
 def best_point(table: ErrorTable) -> tuple[float, float] | None:
-    """(eta0, wd) with the lowest finite error below DIVERGED_ERROR; ties to smaller eta0, then wd."""
-    ok = [
-        (err, e, w)
-        for (e, w), err in table.items()
-        if err is not None and math.isfinite(err) and err < DIVERGED_ERROR
-    ]
-    if not ok:
-        return None
-    _, e, w = min(ok)
-    return e, w
+    """(eta0, wd) of the best finished point of ``table`` (the summary model's rule); None when
+    nothing finished below DIVERGED_ERROR. Every entry is a complete seed mean, so all count alike."""
+    points = [PointError(e, w, err, 1) for (e, w), err in table.items() if err is not None]
+    best = _best_of(points)
+    return None if best is None else (best.eta0, best.weight_decay)
 
 
 def boundary_extension(table: ErrorTable, axes: Axes) -> Extension:
@@ -263,25 +257,12 @@ def boundary_extension(table: ErrorTable, axes: Axes) -> Extension:
     best = best_point(table)
     if best is None:
         return Extension()
-    e, w = best
-    new_eta0s: list[float] = []
-    new_wds: list[float] = []
-    edges: list[str] = []
-    if len(axes.eta0s) > 1:
-        if same_value(e, axes.eta0s[-1]):
-            new_eta0s.append(next_grid_value(axes.eta0s[-1], up=True))
-            edges.append("largest eta0")
-        elif same_value(e, axes.eta0s[0]):
-            new_eta0s.append(next_grid_value(axes.eta0s[0], up=False))
-            edges.append("smallest eta0")
-    if len(axes.weight_decays) > 1:
-        if same_value(w, axes.weight_decays[-1]):
-            new_wds.append(next_grid_value(axes.weight_decays[-1], up=True))
-            edges.append("largest weight decay")
-        elif same_value(w, axes.weight_decays[0]) and axes.weight_decays[0] > 0:
-            new_wds.append(next_grid_value(axes.weight_decays[0], up=False))
-            edges.append("smallest weight decay")
-    return Extension(tuple(new_eta0s), tuple(new_wds), tuple(edges), best)
+    edges = extendable_edges(best, axes.eta0s, axes.weight_decays)
+
+    def beyond(axis: str) -> tuple[float, ...]:
+        return tuple(next_grid_value(x.value, up=x.up) for x in edges if x.axis == axis)
+
+    return Extension(beyond("eta0"), beyond("weight decay"), tuple(x.label for x in edges), best)
 
 
 def missing_points(table: ErrorTable, axes: Axes) -> list[tuple[float, float]]:
@@ -303,15 +284,10 @@ def new_points(old: Axes, new: Axes) -> list[tuple[float, float]]:
 def mean_error(results: Sequence[dict | None]) -> float | None:
     """Mean final test error of one grid point's seed runs, from their result.json contents.
 
-    None while any seed is unfinished; diverged and failed runs count as DIVERGED_ERROR.
+    None while any seed is unfinished (the extension waits for every seed); diverged and failed
+    runs count as DIVERGED_ERROR (:func:`scalefree.rundir.summary.mean_when_complete`).
     """
-    if not results or any(r is None for r in results):
-        return None
-    errors = [
-        float(r["test_error"]) if r.get("status") == "completed" else DIVERGED_ERROR
-        for r in results  # type: ignore[union-attr]
-    ]
-    return sum(errors) / len(errors)
+    return mean_when_complete([run_error(r) for r in results])
 
 
 __all__ = [

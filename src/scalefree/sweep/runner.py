@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from scalefree.rundir import run_dir_of
+from scalefree.rundir.write import finished_result
 from scalefree.sweep.executors import Executor
 from scalefree.sweep.grid import (
+    Extension,
     Sweep,
     boundary_extension,
     mean_error,
@@ -39,7 +42,7 @@ from scalefree.sweep.grid import (
     new_points,
 )
 from scalefree.sweep.progress import SweepProgress
-from scalefree.sweep.tasks import RunTask, TaskResult, precheck, read_result, run_dir_of
+from scalefree.sweep.tasks import RunTask, TaskResult, precheck
 from scalefree.train.config import RunConfig, fmt_num
 
 
@@ -229,11 +232,21 @@ def _run_round(
 
 
 def result_table(sweep: Sweep, method: str) -> dict[tuple[float, float], float | None]:
-    """Mean final test error per grid point of one method, read from the runs' result.json."""
+    """Mean final test error per grid point of one method, read from the runs' result.json; None
+    where a seed is unfinished (the summary model's ``mean_when_complete``: extension waits)."""
     return {
-        point: mean_error([read_result(run_dir_of(c)) for c in cs])
+        point: mean_error([finished_result(run_dir_of(c)) for c in cs])
         for point, cs in sweep.method_configs(method).items()
     }
+
+
+def _decide(sweep: Sweep, method: str) -> tuple[int, Extension]:
+    """(points without a complete result, extension): the one reading of a method's results that
+    both an extension round and the closing note use."""
+    axes = sweep.axes[method]
+    table = result_table(sweep, method)
+    missing = missing_points(table, axes)
+    return len(missing), Extension() if missing else boundary_extension(table, axes)
 
 
 def _extend(report: SweepReport, info: Callable[[str], None], quiet: bool) -> list[RunConfig]:
@@ -241,16 +254,12 @@ def _extend(report: SweepReport, info: Callable[[str], None], quiet: bool) -> li
     new_configs: list[RunConfig] = []
     for i, sweep in enumerate(report.sweeps):
         for method, axes in list(sweep.axes.items()):
-            table = result_table(sweep, method)
-            missing = missing_points(table, axes)
-            if missing:
-                if not quiet:
-                    report.notes.append(
-                        f"{sweep.label} {method}: grid not extended, {len(missing)} of "
-                        f"{len(axes)} points have no result yet (rerun the sweep to continue)"
-                    )
-                continue
-            ext = boundary_extension(table, axes)
+            missing, ext = _decide(sweep, method)
+            if missing and not quiet:
+                report.notes.append(
+                    f"{sweep.label} {method}: grid not extended, {missing} of "
+                    f"{len(axes)} points have no result yet (rerun the sweep to continue)"
+                )
             if not ext:
                 continue
             new_axes = ext.apply(axes)
@@ -258,25 +267,25 @@ def _extend(report: SweepReport, info: Callable[[str], None], quiet: bool) -> li
             points = new_points(axes, new_axes)
             added = [c for p in points for c in sweep.method_configs(method, [p])[p]]
             new_configs += added
-            e, w = ext.best  # type: ignore[misc]
-            values = [f"eta0 {fmt_num(v)}" for v in ext.eta0s]
-            values += [f"weight decay {fmt_num(v)}" for v in ext.weight_decays]
-            info(
-                f"extend {sweep.label} {method}: best (eta0 {fmt_num(e)}, weight decay "
-                f"{fmt_num(w)}) lies on the {' and '.join(ext.edges)} edge -> adding "
-                f"{', '.join(values)} ({len(added)} runs)"
-            )
+            info(f"extend {sweep.label} {method}: {_extension_line(ext)} ({len(added)} runs)")
         report.sweeps[i] = sweep
     return new_configs
 
 
+def _extension_line(ext: Extension) -> str:
+    e, w = ext.best  # type: ignore[misc]
+    values = [f"eta0 {fmt_num(v)}" for v in ext.eta0s]
+    values += [f"weight decay {fmt_num(v)}" for v in ext.weight_decays]
+    return (
+        f"best (eta0 {fmt_num(e)}, weight decay {fmt_num(w)}) lies on the "
+        f"{' and '.join(ext.edges)} edge -> adding {', '.join(values)}"
+    )
+
+
 def _note_remaining_edges(report: SweepReport, info: Callable[[str], None], rounds: int) -> None:
     for sweep in report.sweeps:
-        for method, axes in sweep.axes.items():
-            table = result_table(sweep, method)
-            if missing_points(table, axes):
-                continue
-            ext = boundary_extension(table, axes)
+        for method in sweep.axes:
+            _, ext = _decide(sweep, method)
             if ext:
                 report.notes.append(
                     f"{sweep.label} {method}: the best point is still on the "

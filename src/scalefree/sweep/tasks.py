@@ -1,8 +1,19 @@
 """One sweep task = one run: lock it, skip it if finished, train it, record a crash as ``failed``.
 
 :func:`run_task` is what every executor ships to its workers (a spawned process, a Ray task, a
-Slurm array job), so it and its argument :class:`RunTask` are picklable and import torch only
+Slurm array job), so it and its argument :class:`RunTask` are picklable and CUDA starts only
 after the GPU assignment is in place.
+
+Is the run finished? Asked once per place, each for its own reason:
+
+* the launcher (:func:`precheck`), so that a finished or locked run costs no worker (a process,
+  a Ray task, a Slurm job) and the launch can count it;
+* the worker, under the run's lock (:func:`run_task`), which is the answer that counts: another
+  launch may have finished or taken the run since the precheck.
+
+The trainer looks at result.json again because ``train`` is also ``scalefree train``'s entry
+point; under the worker's lock it finds what the worker found (only a damaged result.json, which
+both treat as unfinished, is then set aside by the trainer, which resumes the run).
 
 Statuses of a :class:`TaskResult`:
 
@@ -31,14 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalefree import rundir as results
 from scalefree.errors import Terminated, UsageError
 from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
-from scalefree.rundir import RESULT_FILE, STATUSES, run_dir_of
-from scalefree.rundir.write import record_failure
+from scalefree.rundir import FAILED_RESULT_KEPT, RESULT_FILE, STATUSES, run_dir_of
+from scalefree.rundir.write import finished_result, record_failure
 from scalefree.train.config import RunConfig
 
-FAILED_RESULT_KEPT = "result.failed.json"
 FINAL_STATUSES = STATUSES  # what result.json can say
 TASK_STATUSES = (
     "completed",
@@ -93,36 +102,36 @@ class TaskResult:
         return self.previous if self.status == "skipped" and self.previous else self.status
 
 
-def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The run's result.json, or None when it has none or a damaged one (then the run is
-    unfinished: the worker's trainer sets the damaged file aside, names it, and resumes)."""
-    try:
-        return results.read_result(run_dir)
-    except results.DamagedFile:
-        return None
+def _ends_run(task: RunTask, result: dict[str, Any]) -> bool:
+    """Whether a result.json ends the run for this launch: yes, unless it says ``failed`` and the
+    launch retries failed runs."""
+    return not (task.retry_failed and result.get("status") == "failed")
 
 
 def precheck(task: RunTask) -> TaskResult | None:
     """Decide in the launcher, without a worker, whether a run needs one.
 
     Returns the TaskResult of a run that will not be dispatched (finished, or locked by another
-    launch), or None when it must run. The worker checks again under the lock, since another
-    launch may finish or take the run in between.
+    launch), or None when it must run. The worker checks again under the lock (see the module
+    docstring), since another launch may finish or take the run in between.
     """
     run_dir = task.run_dir
-    name = task.config.run_name()
-    result = read_result(run_dir)
-    if result is not None and not (task.retry_failed and result.get("status") == "failed"):
-        return _skipped(name, run_dir, result)
+    result = finished_result(run_dir)
+    if result is not None and _ends_run(task, result):
+        return _skipped(run_dir, result)
     if is_locked(run_dir):
-        return TaskResult(name, str(run_dir), "running_elsewhere", message=holder(run_dir))
+        return _running_elsewhere(run_dir)
     return None
 
 
-def _skipped(name: str, run_dir: Path, result: dict[str, Any]) -> TaskResult:
+def _running_elsewhere(run_dir: Path) -> TaskResult:
+    return TaskResult(run_dir.name, str(run_dir), "running_elsewhere", message=holder(run_dir))
+
+
+def _skipped(run_dir: Path, result: dict[str, Any]) -> TaskResult:
     status = str(result.get("status"))
     return TaskResult(
-        name,
+        run_dir.name,
         str(run_dir),
         "skipped",
         test_error=result.get("test_error") if status == "completed" else None,
@@ -136,13 +145,12 @@ def run_task(task: RunTask) -> TaskResult:
     # GPU pinning first: CUDA reads CUDA_VISIBLE_DEVICES once, when it initializes.
     if task.cuda_visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = task.cuda_visible_devices
-    config = task.config
-    name, run_dir = config.run_name(), task.run_dir
+    run_dir = task.run_dir  # the directory's name is the run's name
     started = time.perf_counter()
     created = not run_dir.exists()
     lock = RunLock(run_dir)
     if not lock.acquire():
-        return TaskResult(name, str(run_dir), "running_elsewhere", message=holder(run_dir))
+        return _running_elsewhere(run_dir)
     outcome: TaskResult | None = None
     try:
         outcome = _run_locked(task, run_dir, started)
@@ -161,14 +169,12 @@ def _remove_if_only_lock(run_dir: Path) -> None:
 
 
 def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
-    """run_task's body, under the run's lock."""
-    config = task.config
-    name = config.run_name()
-    result = read_result(run_dir)
-    if result is not None:
-        if not (task.retry_failed and result.get("status") == "failed"):
-            return _skipped(name, run_dir, result)
-        # Keep the failure's record beside the rerun instead of erasing it.
+    """run_task's body, under the run's lock: the check that decides, then the run."""
+    name = run_dir.name
+    result = finished_result(run_dir)
+    if result is not None and _ends_run(task, result):
+        return _skipped(run_dir, result)
+    if result is not None:  # a failed run to retry: keep the failure's record beside the rerun
         os.replace(run_dir / RESULT_FILE, run_dir / FAILED_RESULT_KEPT)
     try:
         outcome = _train(task)
@@ -179,11 +185,11 @@ def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
     except Exception as exc:  # noqa: BLE001 - any crash of a run is recorded, not raised
         wall = time.perf_counter() - started
         message = f"{type(exc).__name__}: {exc}"
-        record_failure(config, message, wall, traceback.format_exc())
+        record_failure(task.config, message, wall, traceback.format_exc())
         return TaskResult(name, str(run_dir), "failed", wall_time_s=wall, message=message)
     r = outcome.result
-    if outcome.skipped:  # finished by someone between our check and the trainer's
-        return _skipped(name, run_dir, r)
+    if outcome.skipped:  # only if something wrote result.json without taking the lock
+        return _skipped(run_dir, r)
     return TaskResult(
         name,
         str(run_dir),
@@ -222,17 +228,18 @@ def _train(task: RunTask):
 
 def interrupted(task: RunTask, why: str) -> TaskResult:
     """The result of a task whose worker died or whose job was lost (nothing written)."""
-    return TaskResult(task.config.run_name(), str(task.run_dir), "interrupted", message=why)
+    run_dir = task.run_dir
+    return TaskResult(run_dir.name, str(run_dir), "interrupted", message=why)
 
 
 __all__ = [
+    "FAILED_RESULT_KEPT",
     "FINAL_STATUSES",
     "TASK_STATUSES",
     "RunTask",
     "TaskResult",
     "interrupted",
     "precheck",
-    "read_result",
     "record_failure",
     "run_dir_of",
     "run_task",
