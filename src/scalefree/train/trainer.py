@@ -435,6 +435,7 @@ def train(
             val_ratio=config.val_ratio,
             split_seed=VAL_SPLIT_SEED,
             device=device,
+            synthetic_sizes=config.synthetic_sizes,
         )
     if ctx.is_main:
         model = build_initial_model(config, data.num_classes, write=True)  # stores them if new
