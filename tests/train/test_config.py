@@ -111,6 +111,7 @@ def test_synthetic_sizes_round_trip_and_join_the_name():
         ({"dataset": "synthetic", "synthetic_sizes": (0, 32)}, "--synthetic-sizes must be two"),
         ({"dataset": "synthetic", "synthetic_sizes": (64,)}, "--synthetic-sizes must be two"),
         ({"dataset": "synthetic", "synthetic_sizes": (6.5, 3)}, "--synthetic-sizes must be two"),
+        ({"dataset": "synthetic", "synthetic_sizes": 64}, "--synthetic-sizes must be two"),
         ({"batchsize": 2**62 + 1}, "--batchsize must be a positive integer of at most 2**62"),
         ({"max_steps": 0}, "--max-steps must be a positive integer, got 0"),
         ({"eval_interval": True}, "--eval-interval must be a positive integer"),

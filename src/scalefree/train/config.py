@@ -106,6 +106,7 @@ def setting(default: Any, help: str, **spec: Any) -> Any:
 
 
 def spec_of(field: dataclasses.Field | str) -> Spec:
+    """The Spec of a RunConfig field (or of a field object of a subclass)."""
     if isinstance(field, str):
         field = _FIELDS[field]
     return field.metadata[_SPEC]
@@ -141,7 +142,7 @@ def _betas(v: Any) -> str | None:
 
 
 def _sizes(v: Any) -> str | None:
-    ok = len(v) == 2 and all(_count(n) is None for n in v)
+    ok = isinstance(v, tuple) and len(v) == 2 and all(_count(n) is None for n in v)
     return None if ok else "two positive integers (N_TRAIN N_TEST)"
 
 
@@ -164,7 +165,7 @@ def _floats(v: Any) -> Any:
 def _tuple(v: Any) -> Any:
     """JSON lists back to a tuple; elements are kept as they are, so a non-integer is named by
     the check instead of being truncated."""
-    return None if v is None else tuple(v)
+    return tuple(v) if isinstance(v, (list, tuple)) else v
 
 
 # ----------------------------------------------------------------------------------- RunConfig
