@@ -23,7 +23,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "scalefree.train.cli",
     "scalefree.sweep.cli",
     "scalefree.plots.cli",
-    "scalefree.experiments.cli",
+    "scalefree.reproduce.cli",
     "scalefree.optim.cli",
 )
 

@@ -33,7 +33,8 @@ def tiny_config(log_folder: Path, **changes) -> RunConfig:
     """The RunConfig the sweep CLI builds from TINY_FLAGS (grid fields from ``changes``)."""
     return RunConfig(
         dataset="synthetic", model="ResNet20", train_epochs=1, max_steps=2, batchsize=32,
-        device="cpu", log_folder=str(log_folder), progress="none", **changes,
+        device="cpu", log_folder=str(log_folder), progress="none", synthetic_sizes=(64, 64),
+        **changes,
     )  # fmt: skip
 
 

@@ -8,8 +8,8 @@
 * :mod:`~scalefree.sweep.executors` - ``local`` (spawned processes, GPUs round-robin), ``ray``
   (fractional-GPU tasks), ``slurm`` (submitit job arrays).
 * :mod:`~scalefree.sweep.runner` - rounds, progress lines, extension, summary tables.
-* :mod:`~scalefree.sweep.cli` - ``scalefree sweep``; :mod:`~scalefree.sweep.presets` -
-  ``scalefree reproduce fig2 ... fig6``.
+* :mod:`~scalefree.sweep.cli` - ``scalefree sweep``, and :func:`~scalefree.sweep.cli.launch`, the
+  launch path it shares with the ``scalefree reproduce`` presets (:mod:`scalefree.reproduce`).
 
 Importing this package imports neither torch nor the optional Ray / submitit.
 """

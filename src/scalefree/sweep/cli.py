@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 from scalefree.errors import UsageError
@@ -26,9 +27,15 @@ from scalefree.sweep.executors import (
     missing_extra,
     parse_slurm_time,
 )
-from scalefree.sweep.grid import DEFAULT_METHODS, PAPER_ETA0S, PAPER_WEIGHT_DECAYS, make_sweep
+from scalefree.sweep.grid import (
+    DEFAULT_METHODS,
+    PAPER_ETA0S,
+    PAPER_WEIGHT_DECAYS,
+    Sweep,
+    make_sweep,
+)
 from scalefree.sweep.progress import PROGRESS_MODES
-from scalefree.sweep.runner import run_sweeps
+from scalefree.sweep.runner import SweepReport, run_sweeps
 from scalefree.train.cli import add_config_arguments, config_from_args
 
 # RunConfig fields the grid sets (and the trainer's progress display, off for parallel runs).
@@ -126,7 +133,13 @@ def add_control_arguments(
 
 
 def add_executor_arguments(p: argparse.ArgumentParser) -> None:
-    """Executor choice and its options (shared with the presets)."""
+    """Executor choice and its options (shared with the reproduce presets)."""
+    _local_arguments(p)
+    _ray_arguments(p)
+    _slurm_arguments(p)
+
+
+def _local_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument(
         "--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)"
@@ -145,15 +158,9 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="runs sharing one GPU at once (default: 1)",
     )
-    g.add_argument(
-        "--synthetic-sizes",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("N_TRAIN", "N_TEST"),
-        help="synthetic dataset sizes, for smoke runs (not part of the run names: one size per "
-        "log folder)",
-    )
+
+
+def _ray_arguments(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("ray executor")
     r.add_argument(
         "--ray-address",
@@ -175,6 +182,9 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="Ray CPUs (and threads) per run (default: 1)",
     )
+
+
+def _slurm_arguments(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("slurm executor (submitit)")
     s.add_argument(
         "--slurm-partition", default=None, metavar="NAME", help="partition (default: the cluster's)"
@@ -286,8 +296,6 @@ def make_executor(args: argparse.Namespace, log_folder: str | Path) -> Executor:
 def check_control(args: argparse.Namespace) -> None:
     if args.max_extensions < 0:
         raise UsageError(f"--max-extensions must be >= 0, got {args.max_extensions}")
-    if args.synthetic_sizes is not None and min(args.synthetic_sizes) < 1:
-        raise UsageError(f"--synthetic-sizes must be positive, got {args.synthetic_sizes}")
     if args.executor == "slurm" and args.slurm_no_wait and args.extend_boundary:
         raise UsageError(
             "--slurm-no-wait cannot be combined with --extend-boundary (extension needs the "
@@ -296,24 +304,46 @@ def check_control(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return launch(args, _grid).exit_code
+
+
+def _grid(args: argparse.Namespace) -> list[Sweep]:
+    base = config_from_args(args, progress="none")  # parallel runs train silently
+    return [
+        make_sweep(base, args.optim_methods, args.eta0_vals, args.weight_decay_vals, args.seeds)
+    ]
+
+
+def launch(
+    args: argparse.Namespace,
+    build: Callable[[argparse.Namespace], list[Sweep]],
+    *,
+    banner: Callable[[list[Sweep]], str] | None = None,
+) -> SweepReport:
+    """The one launch path of ``sweep`` and the ``reproduce`` presets: check the sweep-control
+    flags, build the sweeps from the parsed flags, make the executor, run (or list) the sweeps and
+    write the summary tables into the first sweep's log folder.
+
+    ``banner(sweeps)``, when given, is printed before a real launch (not with --dry-run, whose
+    standard output is the run names only).
+    """
     check_control(args)
-    base = config_from_args(args, progress="none")
-    sweep = make_sweep(base, args.optim_methods, args.eta0_vals, args.weight_decay_vals, args.seeds)
-    if args.synthetic_sizes is not None and base.dataset != "synthetic":
-        raise UsageError("--synthetic-sizes applies only to --dataset synthetic")
-    executor = make_executor(args, base.log_folder)
+    sweeps = build(args)
+    log_folder = sweeps[0].base.log_folder
+    executor = make_executor(args, log_folder)
+    if banner is not None and not args.dry_run:
+        print(banner(sweeps), flush=True)
     report = run_sweeps(
-        [sweep],
+        sweeps,
         executor,
         retry_failed=args.retry_failed,
         extend_boundary=args.extend_boundary,
         max_extensions=args.max_extensions,
         dry_run=args.dry_run,
-        synthetic_sizes=tuple(args.synthetic_sizes) if args.synthetic_sizes else None,
         progress=args.progress,
     )
     _print_job_ids(executor)
-    return report.exit_code
+    return report
 
 
 def _print_job_ids(executor: Executor) -> None:
@@ -322,4 +352,11 @@ def _print_job_ids(executor: Executor) -> None:
         print(f"submitted {len(ids)} Slurm job(s): {ids[0]} ... {ids[-1]}")
 
 
-__all__ = ["add_control_arguments", "add_executor_arguments", "add_parser", "make_executor", "run"]
+__all__ = [
+    "add_control_arguments",
+    "add_executor_arguments",
+    "add_parser",
+    "launch",
+    "make_executor",
+    "run",
+]

@@ -113,7 +113,6 @@ def run_sweeps(
     extend_boundary: bool = False,
     max_extensions: int = 3,
     dry_run: bool = False,
-    synthetic_sizes: tuple[int, int] | None = None,
     write_tables: bool = True,
     progress: str = "plain",
     out: TextIO | None = None,
@@ -134,9 +133,7 @@ def run_sweeps(
     )
     report = SweepReport(sweeps=list(sweeps))
     configs = _unique(c for s in report.sweeps for c in s.configs())
-    _run_round(
-        configs, executor, report, info, out, retry_failed, dry_run, synthetic_sizes, 0, progress
-    )
+    _run_round(configs, executor, report, info, out, retry_failed, dry_run, 0, progress)
 
     if extend_boundary:
         for round_no in range(1, max_extensions + 1):
@@ -152,7 +149,6 @@ def run_sweeps(
                 out,
                 retry_failed,
                 dry_run,
-                synthetic_sizes,
                 round_no,
                 progress,
             )
@@ -185,16 +181,13 @@ def _run_round(
     out: TextIO,
     retry_failed: bool,
     dry_run: bool,
-    synthetic_sizes: tuple[int, int] | None,
     round_no: int,
     progress: str = "plain",
 ) -> None:
     seen = {str(run_dir_of(p)) for p in report.planned}
     configs = [c for c in configs if str(run_dir_of(c)) not in seen]
     report.planned += configs
-    tasks = [
-        RunTask(c, retry_failed=retry_failed, synthetic_sizes=synthetic_sizes) for c in configs
-    ]
+    tasks = [RunTask(c, retry_failed=retry_failed) for c in configs]
     decided = {id(t): precheck(t) for t in tasks}
     to_run = [t for t in tasks if decided[id(t)] is None]
     held = [r for r in decided.values() if r is not None]

@@ -69,15 +69,12 @@ class RunTask:
         retry_failed: rerun it if its result.json says ``failed``.
         cuda_visible_devices: GPU(s) for a freshly spawned worker (set before CUDA starts).
         num_threads: ``torch.set_num_threads`` for the run (CPU cores / concurrent runs).
-        synthetic_sizes: (n_train, n_test) of the synthetic dataset, for smoke runs and tests;
-            not part of the run's name (RunConfig has no such field), so keep one size per folder.
     """
 
     config: RunConfig
     retry_failed: bool = False
     cuda_visible_devices: str | None = None
     num_threads: int | None = None
-    synthetic_sizes: tuple[int, int] | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -207,23 +204,9 @@ def _train(task: RunTask):
 
     if task.num_threads:
         torch.set_num_threads(task.num_threads)
-    config = task.config
-    data = None
-    if task.synthetic_sizes is not None and config.dataset == "synthetic":
-        # Same call as the trainer's, plus the sizes RunConfig cannot express.
-        from scalefree.data import load_data
-
-        data = load_data(
-            config.dataset,
-            config.dataroot,
-            download=False,
-            validation=config.validation,
-            val_ratio=config.val_ratio,
-            split_seed=trainer.VAL_SPLIT_SEED,
-            device=trainer.resolve_device(config),
-            synthetic_sizes=task.synthetic_sizes,
-        )
-    return trainer.train(config, resume=True, data=data, run_locked=True)
+    # The trainer loads the data itself: everything that shapes it (synthetic_sizes included)
+    # is in the RunConfig.
+    return trainer.train(task.config, resume=True, run_locked=True)
 
 
 def interrupted(task: RunTask, why: str) -> TaskResult:

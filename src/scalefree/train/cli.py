@@ -1,7 +1,7 @@
-"""``scalefree train``: every flag of the reference ``main.py`` (seed 000) plus scalefree's own.
+"""``scalefree train``: every flag of the reference ``main.py`` plus scalefree's own.
 
-Flags are generated from the RunConfig fields, so ``train`` and ``sweep`` can never disagree on a
-flag's name, type or default.
+Flags are generated from the RunConfig fields and their Spec (help, choices, CLI shape), so
+``train``, ``sweep`` and ``reproduce`` can never disagree on a flag's name, type, help or default.
 """
 
 from __future__ import annotations
@@ -11,135 +11,70 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any
 
-from scalefree.train.config import (
-    AMP_MODES,
-    CHANNELS_LAST,
-    COMPILE_MODES,
-    DECAY_CONVENTIONS,
-    DEVICES,
-    SCHEDULERS,
-    RunConfig,
-    flag,
-)
-
-HELP: dict[str, str] = {
-    "optim_method": "optimizer: AdamL2, AdamW, AdamProx, AdamProxL2, AdamProxL1, AdamProxD, SGD, SGDM, "
-    "AdaGrad, RMSProp, Adam",
-    "eta0": "initial step size alpha",
-    "weight_decay": "weight decay lambda (L2 coefficient for AdamL2 and the torch baselines)",
-    "train_epochs": "number of training epochs (the reference's 300 are hours of CPU time even for "
-    "ResNet20; the run prints its expected length after the first steps)",
-    "batchsize": "mini-batch size (the global batch under DDP)",
-    "eval_interval": "evaluate train and test sets every N epochs (and after the last)",
-    "use_cuda": "train on the GPU (the reference's flag; warns and uses the CPU when there is none)",
-    "log_folder": "folder that receives the run directory",
-    "dataroot": "folder holding cifar-10-batches-py/ or cifar-100-python/",
-    "dataset": "CIFAR10, CIFAR100 or synthetic",
-    "model": "ResNet20/32/44/56/110/218/1202 or DenseNetBC100",
-    "batch_norm": "remove every BatchNorm layer",
-    "scheduler": "learning-rate schedule, stepped once per epoch",
-    "store_stats": "record update-magnitude histograms (stats/ in the run directory)",
-    "store_stats_interval": "record statistics at in-epoch iterations 0, k, 2k, ...",
-    "loss_multiplier": "multiply the training loss (and reported losses) by c",
-    "validation": "hold out --val-ratio of the training set and evaluate on it instead of the test set",
-    "val_ratio": "fraction of the training set held out by --validation",
-    "reproducible": "deterministic algorithms (bitwise-reproducible runs on the CPU)",
-    "seed": "seed of data order, augmentation and (unless --init-seed) initial weights",
-    "device": "where to train",
-    "amp": "mixed precision: none or bf16 autocast",
-    "compile": "torch.compile the training model: on (also --compile alone), off, or auto: on "
-    "where it pays for itself (a C++ compiler or Triton present, a run long enough to earn back "
-    "the compile time, not --reproducible)",
-    "channels_last": "channels_last memory format (auto: on for CUDA or bf16)",
-    "download": "download CIFAR from the official URL (MD5-verified) if missing",
-    "decay_convention": "schedule: s = lambda*lr_t/lr_0 (paper); lr: s = lambda*lr_t (torch AdamW)",
-    "amsgrad": "AMSGrad variant (Adam family and Adam)",
-    "betas": "Adam's beta1 beta2",
-    "eps": "Adam's epsilon (0 allowed: exact scale-freeness)",
-    "no_decay_bias_norm": "do not decay biases and normalization parameters",
-    "init_seed": "seed of the stored initial weights (default: --seed)",
-    "lr_step_size": "Step scheduler: epochs between decays",
-    "lr_gamma": "Step/Exponential scheduler: decay factor",
-    "lr_power": "Polynomial scheduler: power",
-    "max_steps": "stop after this many optimizer steps (smoke tests; default: no limit)",
-    "progress": "progress display: auto (bar on a terminal, a line per epoch otherwise), bar, plain, none",
-    "divergence_factor": "stop the run as diverged when its training loss exceeds this times the "
-    "first step's loss, or is not finite",
-}
-CHOICES: dict[str, tuple[str, ...]] = {
-    "scheduler": SCHEDULERS,
-    "amp": AMP_MODES,
-    "device": DEVICES,
-    "channels_last": CHANNELS_LAST,
-    "compile": COMPILE_MODES,
-    "decay_convention": DECAY_CONVENTIONS,
-    "progress": ("auto", "bar", "plain", "none"),
-}
+from scalefree.train.config import RunConfig, flag, spec_of
 
 
-def _base_type(annotation: Any) -> Any:
-    """int | None -> int; the dataclass annotations are strings under __future__ annotations."""
+def _base_type(annotation: Any) -> tuple[Any, int | None]:
+    """(element type, nargs) of a field: int | None -> (int, None); tuple[int, int] -> (int, 2).
+
+    The dataclass annotations are strings under ``from __future__ import annotations``.
+    """
     if isinstance(annotation, str):
         annotation = eval(
             annotation, {"tuple": tuple, "float": float, "int": int, "str": str, "bool": bool}
         )
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0]
-    return annotation
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        return args[0], len(args)
+    return annotation, None
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """One flag per RunConfig field (``exclude`` lists fields a caller sets another way)."""
-    default = RunConfig()
-    for f in dataclasses.fields(RunConfig):
-        if f.name in exclude:
-            continue
-        kind = _base_type(f.type)
-        name, help_text = flag(f.name), HELP.get(f.name, "")
-        value = getattr(default, f.name)
-        if f.name == "batch_norm":
-            parser.add_argument(name, dest="batch_norm", action="store_false", help=help_text)
-        elif kind is bool:
-            parser.add_argument(name, dest=f.name, action="store_true", help=help_text)
-        elif f.name == "compile":  # was a switch: --compile alone still means on
-            parser.add_argument(
-                name,
-                dest="compile",
-                nargs="?",
-                const="on",
-                default=value,
-                choices=COMPILE_MODES,
-                help=f"{help_text} (default: {value})",
-            )
-        elif f.name == "betas":
-            parser.add_argument(
-                name,
-                dest="betas",
-                type=float,
-                nargs=2,
-                metavar=("BETA1", "BETA2"),
-                default=value,
-                help=f"{help_text} (default: {value[0]} {value[1]})",
-            )
-        else:
-            parser.add_argument(
-                name,
-                dest=f.name,
-                type=kind,
-                default=value,
-                choices=CHOICES.get(f.name),
-                # A help text that names its own default ("default: --seed") keeps it.
-                help=help_text if "default:" in help_text else f"{help_text} (default: {value})",
-            )
+def _shown(value: Any) -> str:
+    """A default as the user would type it: ``0.9 0.999`` for a pair."""
+    return " ".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
-def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
-    names = {f.name for f in dataclasses.fields(RunConfig)}
+def argument_kwargs(field: dataclasses.Field) -> dict[str, Any]:
+    """argparse keywords of one RunConfig field, from its type, default and Spec."""
+    spec = spec_of(field)
+    kind, nargs = _base_type(field.type)
+    kwargs: dict[str, Any] = {"dest": field.name, "help": spec.help}
+    if kind is bool:  # a switch: --name sets True, or --no-name clears a True default
+        return kwargs | {"action": "store_false" if field.default else "store_true"}
+    kwargs |= {"type": kind, "default": field.default, "choices": spec.choices}
+    if nargs is not None:
+        kwargs["nargs"] = nargs
+    # A help text that names its own default ("default: --seed") keeps it.
+    if "default:" not in spec.help:
+        kwargs["help"] = f"{spec.help} (default: {_shown(field.default)})"
+    return kwargs | dict(spec.cli)
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    exclude: Iterable[str] = (),
+    config: type[RunConfig] = RunConfig,
+) -> None:
+    """One flag per field of ``config`` (``exclude`` lists fields a caller sets another way)."""
+    excluded = set(exclude)
+    for f in dataclasses.fields(config):
+        if f.name not in excluded:
+            parser.add_argument(flag(f.name), **argument_kwargs(f))
+
+
+def config_from_args(
+    args: argparse.Namespace, config: type[RunConfig] = RunConfig, **overrides: Any
+) -> RunConfig:
+    """The config of the parsed flags (attributes that are not fields are ignored), with
+    ``overrides`` taking precedence."""
+    names = {f.name for f in dataclasses.fields(config)}
     values = {k: v for k, v in vars(args).items() if k in names}
-    return RunConfig(**(values | overrides))
+    return config(**(values | overrides))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

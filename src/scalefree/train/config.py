@@ -1,14 +1,21 @@
 """RunConfig: every setting of one training run, frozen, validated, saved with every result.
 
-Field names follow the reference CLI (seed 000) with ``-`` -> ``_``; the run directory name reads
-like the reference log names, e.g.
+Field names follow the reference CLI (the authors' ``main.py``) with ``-`` -> ``_``; the run
+directory name reads like the reference log names, e.g.
 ``CIFAR10_ResNet110_NoBN_AdamW_Eta0_0.0005_WD_0.0001_Scheduler_None_Loss_Mul_1_Epoch_300_BatchSize_128_Seed_0_Test``.
+
+Each field describes itself (:class:`Spec`, in the field's metadata): its help text, its choices or
+check, whether it is part of the run's identity, and how it shows in the run name. The CLI flags
+(``scalefree.train.cli.add_config_arguments``), the validation, :meth:`RunConfig.identity` and the
+run-name suffixes are generated from that, so adding a setting is one field definition here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +28,7 @@ CHANNELS_LAST = ("auto", "on", "off")
 # --compile: auto compiles where it pays for itself (scalefree.train.trainer.resolve_compile).
 COMPILE_MODES = ("auto", "on", "off")
 DECAY_CONVENTIONS = ("schedule", "lr")
+PROGRESS_MODES = ("auto", "bar", "plain", "none")
 # torch.manual_seed and torch.Generator.manual_seed take seeds in [0, 2**64 - 1] (numpy's
 # RandomState is never seeded from them: nothing in scalefree draws from numpy).
 MAX_SEED = 2**64 - 1
@@ -32,88 +40,339 @@ MAX_COUNT = 2**62
 # a run sitting at chance level is left alone (its error is what it is, not "diverged").
 DEFAULT_DIVERGENCE_FACTOR = 1000.0
 
-# Fields that change how a run is executed but not what it computes (or that are bookkeeping):
-# they are left out of the run name, so e.g. resuming on another device finds the same directory.
-EXECUTION_FIELDS = frozenset(
-    {
-        "use_cuda",
-        "device",
-        "log_folder",
-        "dataroot",
-        "download",
-        "compile",
-        "channels_last",
-        "eval_interval",
-        "reproducible",
-        "store_stats",
-        "store_stats_interval",
-        "progress",
-    }
-)
+_SPEC = "scalefree"  # the key of a field's Spec in its metadata
+
+
+# ------------------------------------------------------------------------------ field metadata
+
+
+@dataclass(frozen=True)
+class Suffix:
+    """How a setting the reference names did not have shows in the run name.
+
+    ``render(value)`` is appended unless the value equals ``omit_at`` - the value recorded here,
+    not the field's default, so changing a default can never rename existing run directories
+    (a sweep would stop finding its finished runs). ``rank`` orders the suffixes (the order is
+    part of every name: pinned by tests/train/test_config_names.py); ``schedulers``, when given,
+    limits the suffix to runs with one of those schedulers (a parameter no schedule reads must not
+    split one run into two names).
+    """
+
+    render: Callable[[Any], str]
+    omit_at: Any
+    rank: int
+    schedulers: tuple[str, ...] | None = None
+
+    def part(self, value: Any, scheduler: str) -> str | None:
+        if self.schedulers is not None and scheduler not in self.schedulers:
+            return None
+        return None if value == self.omit_at else self.render(value)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a RunConfig field says about itself.
+
+    Args:
+        help: the CLI help (a text naming its own default with ``default:`` keeps it).
+        choices: the allowed values (CLI choices and validation).
+        check: returns the requirement a value fails (``"a positive integer"``), None when valid;
+            a field whose default is None accepts None (unset) without a check.
+        convert: normalizes a value first (JSON lists -> tuples, legacy values).
+        identity: part of what the run computes; False for settings of how or where it runs and
+            for bookkeeping, which are left out of the identity and the name (a run resumes on
+            another device in the same directory).
+        suffix: how the field shows in the run name (None: not at all, or a fixed part of the
+            reference layout written by :meth:`RunConfig.run_name` itself).
+        flag: the CLI flag when it is not ``--field-name``.
+        registry: ``module:NAME`` of a registry whose ``canonical`` spelling the value takes.
+        cli: extra argparse keywords (``nargs``, ``const``, ``metavar``).
+    """
+
+    help: str
+    choices: tuple[str, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+    convert: Callable[[Any], Any] | None = None
+    identity: bool = True
+    suffix: Suffix | None = None
+    flag: str | None = None
+    registry: str | None = None
+    cli: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def setting(default: Any, help: str, **spec: Any) -> Any:
+    """A RunConfig field with its :class:`Spec` (``dataclasses.field`` with metadata)."""
+    return dataclasses.field(default=default, metadata={_SPEC: Spec(help, **spec)})
+
+
+def spec_of(field: dataclasses.Field | str) -> Spec:
+    """The Spec of a RunConfig field (or of a field object of a subclass)."""
+    if isinstance(field, str):
+        field = _FIELDS[field]
+    return field.metadata[_SPEC]
+
+
+# ------------------------------------------------------------------------------------- checks
+
+
+def _is_number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _number(requirement: str, ok: Callable[[float], bool]) -> Callable[[Any], str | None]:
+    """A finite number (not a bool) for which ``ok`` holds."""
+    return lambda v: None if _is_number(v) and ok(float(v)) else requirement
+
+
+def _count(v: Any) -> str | None:
+    """A positive integer that any loop or tensor size can hold."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        return "a positive integer"
+    return "a positive integer of at most 2**62" if v > MAX_COUNT else None
+
+
+def _seed(v: Any) -> str | None:
+    ok = not isinstance(v, bool) and isinstance(v, int) and 0 <= v <= MAX_SEED
+    return None if ok else f"an integer from 0 to 2**64 - 1 = {MAX_SEED}"
+
+
+def _betas(v: Any) -> str | None:
+    ok = len(v) == 2 and all(math.isfinite(b) and 0.0 <= b < 1.0 for b in v)
+    return None if ok else "two numbers in [0, 1)"
+
+
+def _sizes(v: Any) -> str | None:
+    ok = isinstance(v, tuple) and len(v) == 2 and all(_count(n) is None for n in v)
+    return None if ok else "two positive integers (N_TRAIN N_TEST)"
+
+
+POSITIVE = _number("a positive finite number", lambda v: v > 0)
+NON_NEGATIVE = _number("a non-negative finite number", lambda v: v >= 0)
+
+
+def _legacy_compile(v: Any) -> Any:
+    """config.json of runs made when --compile was a switch: true / false = on / off."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    return v
+
+
+def _floats(v: Any) -> Any:
+    """JSON lists back to the tuple of floats the field holds."""
+    return tuple(float(x) for x in v)
+
+
+def _tuple(v: Any) -> Any:
+    """JSON lists back to a tuple; elements are kept as they are, so a non-integer is named by
+    the check instead of being truncated."""
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+# ----------------------------------------------------------------------------------- RunConfig
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    # --- the reference code's flags (seed 000), same meanings ---
-    optim_method: str = "AdamW"
-    eta0: float = 1e-3
-    weight_decay: float = 0.0
-    train_epochs: int = 300
-    batchsize: int = 128
-    eval_interval: int = 1
-    use_cuda: bool = False
-    log_folder: str = "logs"
-    dataroot: str = "data"
-    dataset: str = "CIFAR10"
-    model: str = "ResNet20"
-    batch_norm: bool = True
-    scheduler: str = "None"
-    store_stats: bool = False
-    store_stats_interval: int = 1000
-    loss_multiplier: float = 1.0
-    validation: bool = False
-    val_ratio: float = 0.1
-    reproducible: bool = False
-    seed: int = 0
+    # --- the reference code's flags, same meanings ---
+    optim_method: str = setting(
+        "AdamW",
+        "optimizer: AdamL2, AdamW, AdamProx, AdamProxL2, AdamProxL1, AdamProxD, SGD, SGDM, "
+        "AdaGrad, RMSProp, Adam",
+        registry="scalefree.optim:OPTIMIZERS",
+    )
+    eta0: float = setting(1e-3, "initial step size alpha", check=POSITIVE)
+    weight_decay: float = setting(
+        0.0,
+        "weight decay lambda (L2 coefficient for AdamL2 and the torch baselines)",
+        check=NON_NEGATIVE,
+    )
+    train_epochs: int = setting(
+        300,
+        "number of training epochs (the reference's 300 are hours of CPU time even for "
+        "ResNet20; the run prints its expected length after the first steps)",
+        check=_count,
+    )
+    batchsize: int = setting(128, "mini-batch size (the global batch under DDP)", check=_count)
+    eval_interval: int = setting(
+        1,
+        "evaluate train and test sets every N epochs (and after the last)",
+        check=_count,
+        identity=False,
+    )
+    use_cuda: bool = setting(
+        False,
+        "train on the GPU (the reference's flag; warns and uses the CPU when there is none)",
+        identity=False,
+    )
+    log_folder: str = setting("logs", "folder that receives the run directory", identity=False)
+    dataroot: str = setting(
+        "data", "folder holding cifar-10-batches-py/ or cifar-100-python/", identity=False
+    )
+    dataset: str = setting(
+        "CIFAR10", "CIFAR10, CIFAR100 or synthetic", registry="scalefree.data:DATASETS"
+    )
+    model: str = setting(
+        "ResNet20",
+        "ResNet20/32/44/56/110/218/1202 or DenseNetBC100",
+        registry="scalefree.models:MODELS",
+    )
+    batch_norm: bool = setting(True, "remove every BatchNorm layer", flag="--no-batch-norm")
+    scheduler: str = setting(
+        "None", "learning-rate schedule, stepped once per epoch", choices=SCHEDULERS
+    )
+    store_stats: bool = setting(
+        False,
+        "record update-magnitude histograms (stats/ in the run directory)",
+        identity=False,
+    )
+    store_stats_interval: int = setting(
+        1000,
+        "record statistics at in-epoch iterations 0, k, 2k, ...",
+        check=_count,
+        identity=False,
+    )
+    loss_multiplier: float = setting(
+        1.0, "multiply the training loss (and reported losses) by c", check=POSITIVE
+    )
+    validation: bool = setting(
+        False,
+        "hold out --val-ratio of the training set and evaluate on it instead of the test set",
+    )
+    val_ratio: float = setting(
+        0.1,
+        "fraction of the training set held out by --validation",
+        check=_number("strictly between 0 and 1", lambda v: 0.0 < v < 1.0),
+    )
+    reproducible: bool = setting(
+        False, "deterministic algorithms (bitwise-reproducible runs on the CPU)", identity=False
+    )
+    seed: int = setting(
+        0,
+        "seed of data order, augmentation and (unless --init-seed) initial weights",
+        check=_seed,
+    )
     # --- scalefree's own ---
-    device: str = "auto"
-    amp: str = "none"
-    compile: str = "auto"  # auto | on | off; True / False (older config.json files) = on / off
-    channels_last: str = "auto"
-    download: bool = False
-    decay_convention: str = "schedule"
-    amsgrad: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    no_decay_bias_norm: bool = False
-    init_seed: int | None = None  # seed of the stored initial weights; None = same as --seed
-    lr_step_size: int = 100  # Step: epochs between decays
-    lr_gamma: float = 0.1  # Step / Exponential: multiplicative factor
-    lr_power: float = 1.0  # Polynomial: power
-    max_steps: int | None = None  # stop after this many optimizer steps (smoke tests)
-    progress: str = "auto"  # auto | bar | plain | none
-    # Diverged when the training loss exceeds this times the first step's loss (or is not finite).
-    divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR
+    device: str = setting("auto", "where to train", choices=DEVICES, identity=False)
+    amp: str = setting(
+        "none",
+        "mixed precision: none or bf16 autocast",
+        choices=AMP_MODES,
+        suffix=Suffix(lambda v: f"AMP_{v}", "none", 70),
+    )
+    compile: str = setting(
+        "auto",
+        "torch.compile the training model: on (also --compile alone), off, or auto: on where it "
+        "pays for itself (a C++ compiler or Triton present, a run long enough to earn back the "
+        "compile time, not --reproducible)",
+        choices=COMPILE_MODES,
+        convert=_legacy_compile,
+        identity=False,
+        cli={"nargs": "?", "const": "on"},  # was a switch: --compile alone still means on
+    )
+    channels_last: str = setting(
+        "auto",
+        "channels_last (NHWC) memory format: on, off, or auto, which is on for both CUDA and the "
+        "CPU (NHWC convolutions measured faster on each: benchmarks/RESULTS.md)",
+        choices=CHANNELS_LAST,
+        identity=False,
+    )
+    download: bool = setting(
+        False, "download CIFAR from the official URL (MD5-verified) if missing", identity=False
+    )
+    decay_convention: str = setting(
+        "schedule",
+        "schedule: s = lambda*lr_t/lr_0 (paper); lr: s = lambda*lr_t (torch AdamW)",
+        choices=DECAY_CONVENTIONS,
+        suffix=Suffix(lambda v: f"Decay_{v}", "schedule", 10),
+    )
+    amsgrad: bool = setting(
+        False,
+        "AMSGrad variant (Adam family and Adam)",
+        suffix=Suffix(lambda v: "AMSGrad", False, 20),
+    )
+    betas: tuple[float, float] = setting(
+        (0.9, 0.999),
+        "Adam's beta1 beta2",
+        check=_betas,
+        convert=_floats,
+        suffix=Suffix(lambda v: f"Betas_{fmt_num(v[0])}_{fmt_num(v[1])}", (0.9, 0.999), 30),
+        cli={"metavar": ("BETA1", "BETA2")},
+    )
+    eps: float = setting(
+        1e-8,
+        "Adam's epsilon (0 allowed: exact scale-freeness)",
+        check=NON_NEGATIVE,
+        suffix=Suffix(lambda v: f"Eps_{fmt_num(v)}", 1e-8, 40),
+    )
+    no_decay_bias_norm: bool = setting(
+        False,
+        "do not decay biases and normalization parameters",
+        suffix=Suffix(lambda v: "NoDecayBiasNorm", False, 50),
+    )
+    init_seed: int | None = setting(
+        None,
+        "seed of the stored initial weights (default: --seed)",
+        check=_seed,
+        suffix=Suffix(lambda v: f"InitSeed_{v}", None, 60),
+    )
+    lr_step_size: int = setting(
+        100,
+        "Step scheduler: epochs between decays",
+        check=_count,
+        suffix=Suffix(lambda v: f"StepSize_{v}", 100, 100, schedulers=("Step",)),
+    )
+    lr_gamma: float = setting(
+        0.1,
+        "Step/Exponential scheduler: decay factor",
+        check=_number("in (0, 1]", lambda v: 0.0 < v <= 1.0),
+        suffix=Suffix(lambda v: f"Gamma_{fmt_num(v)}", 0.1, 110, ("Step", "Exponential")),
+    )
+    lr_power: float = setting(
+        1.0,
+        "Polynomial scheduler: power",
+        check=_number("a positive number", lambda v: v > 0),
+        suffix=Suffix(lambda v: f"Power_{fmt_num(v)}", 1.0, 120, schedulers=("Polynomial",)),
+    )
+    max_steps: int | None = setting(
+        None,
+        "stop after this many optimizer steps (smoke tests; default: no limit)",
+        check=_count,
+        suffix=Suffix(lambda v: f"MaxSteps_{v}", None, 80),
+    )
+    progress: str = setting(
+        "auto",
+        "progress display: auto (bar on a terminal, a line per epoch otherwise), bar, plain, none",
+        choices=PROGRESS_MODES,
+        identity=False,
+    )
+    divergence_factor: float = setting(
+        DEFAULT_DIVERGENCE_FACTOR,
+        "stop the run as diverged when its training loss exceeds this times the first step's "
+        "loss, or is not finite",
+        check=_number("a finite number > 1", lambda v: v > 1),
+        suffix=Suffix(lambda v: f"DivFactor_{fmt_num(v)}", DEFAULT_DIVERGENCE_FACTOR, 90),
+    )
+    # Changes what the run computes (the data), so it is part of the identity and the name; left
+    # out of the name when unset, so the names of runs on the datasets' own sizes stay as they were.
+    synthetic_sizes: tuple[int, int] | None = setting(
+        None,
+        "sizes of the synthetic dataset's training and test sets, for smoke runs (--dataset "
+        "synthetic only; default: 2560 512)",
+        check=_sizes,
+        convert=_tuple,
+        suffix=Suffix(lambda v: f"Synthetic_{v[0]}_{v[1]}", None, 130),
+        cli={"metavar": ("N_TRAIN", "N_TEST")},
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        if isinstance(self.compile, bool):  # config.json of runs made when --compile was a switch
-            object.__setattr__(self, "compile", "on" if self.compile else "off")
+        for f in dataclasses.fields(self):
+            convert = spec_of(f).convert
+            if convert is not None:
+                object.__setattr__(self, f.name, convert(getattr(self, f.name)))
         _validate(self)
-        # Canonical registry names (case-insensitive input), so run names are stable.
-        from scalefree.data import DATASETS
-        from scalefree.models import MODELS
-        from scalefree.optim import OPTIMIZERS
-
-        for name, registry in (
-            ("optim_method", OPTIMIZERS),
-            ("model", MODELS),
-            ("dataset", DATASETS),
-        ):
-            try:
-                object.__setattr__(self, name, registry.canonical(getattr(self, name)))
-            except UsageError as exc:
-                raise UsageError(f"{flag(name)}: {exc}") from None
+        _canonicalize(self)
+        if self.synthetic_sizes is not None and self.dataset != "synthetic":
+            raise UsageError("--synthetic-sizes applies only to --dataset synthetic")
 
     # ---------------------------------------------------------------- identity
     @property
@@ -121,79 +380,61 @@ class RunConfig:
         return self.seed if self.init_seed is None else self.init_seed
 
     def run_name(self) -> str:
+        """The run directory's name: the reference's layout, then the suffixes of the settings
+        the reference did not have (only where they differ from their Suffix.omit_at, so the
+        reference's names stay exactly as they were and distinct configs never share a folder)."""
         parts = [self.dataset, self.model]
         if not self.batch_norm:
             parts.append("NoBN")
-        parts += [
-            self.optim_method,
-            "Eta0",
-            fmt_num(self.eta0),
-            "WD",
-            fmt_num(self.weight_decay),
-            "Scheduler",
-            self.scheduler,
-            "Loss_Mul",
-            fmt_num(self.loss_multiplier),
-            "Epoch",
-            str(self.train_epochs),
-            "BatchSize",
-            str(self.batchsize),
-            "Seed",
-            str(self.seed),
-        ]
-        # Non-default settings the reference did not have: appended only when changed, so the
-        # reference's names stay exactly as they were and distinct configs never share a folder.
-        default = RunConfig()
-        extras = [
-            ("decay_convention", lambda v: f"Decay_{v}"),
-            ("amsgrad", lambda v: "AMSGrad"),
-            ("betas", lambda v: f"Betas_{fmt_num(v[0])}_{fmt_num(v[1])}"),
-            ("eps", lambda v: f"Eps_{fmt_num(v)}"),
-            ("no_decay_bias_norm", lambda v: "NoDecayBiasNorm"),
-            ("init_seed", lambda v: f"InitSeed_{v}"),
-            ("amp", lambda v: f"AMP_{v}"),
-            ("max_steps", lambda v: f"MaxSteps_{v}"),
-            ("divergence_factor", lambda v: f"DivFactor_{fmt_num(v)}"),
-        ]
-        if self.scheduler == "Step":
-            extras += [
-                ("lr_step_size", lambda v: f"StepSize_{v}"),
-                ("lr_gamma", lambda v: f"Gamma_{fmt_num(v)}"),
-            ]
-        elif self.scheduler == "Exponential":
-            extras += [("lr_gamma", lambda v: f"Gamma_{fmt_num(v)}")]
-        elif self.scheduler == "Polynomial":
-            extras += [("lr_power", lambda v: f"Power_{fmt_num(v)}")]
-        for name, render in extras:
-            value = getattr(self, name)
-            if value != getattr(default, name):
-                parts.append(render(value))
-        if self.validation:
-            parts += ["Val", fmt_num(self.val_ratio)]
-        else:
-            parts.append("Test")
+        parts += [self.optim_method, "Eta0", fmt_num(self.eta0), "WD", fmt_num(self.weight_decay)]
+        parts += ["Scheduler", self.scheduler, "Loss_Mul", fmt_num(self.loss_multiplier)]
+        parts += ["Epoch", str(self.train_epochs), "BatchSize", str(self.batchsize)]
+        parts += ["Seed", str(self.seed)]
+        for name, suffix in _suffixes(type(self)):
+            part = suffix.part(getattr(self, name), self.scheduler)
+            if part is not None:
+                parts.append(part)
+        parts += ["Val", fmt_num(self.val_ratio)] if self.validation else ["Test"]
         return "_".join(parts)
 
     # ---------------------------------------------------------------- (de)serialization
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: tuples become lists (config.json)."""
         d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """From config.json; keys of fields added since take their defaults, unknown keys are
+        ignored, and legacy values are converted by each field's Spec.convert."""
         names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in names}
-        if "betas" in kwargs:
-            kwargs["betas"] = tuple(kwargs["betas"])
-        return cls(**kwargs)
+        return cls(**{k: v for k, v in d.items() if k in names})
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine what the run computes (used to match a resumed run)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        execution = execution_fields(type(self))
+        return {k: v for k, v in self.to_dict().items() if k not in execution}
+
+
+@functools.cache
+def execution_fields(cls: type[RunConfig]) -> frozenset[str]:
+    """Fields that change how a run is executed but not what it computes (or that are
+    bookkeeping): left out of the identity and the run name, so e.g. resuming on another device
+    finds the same directory."""
+    return frozenset(f.name for f in dataclasses.fields(cls) if not spec_of(f).identity)
+
+
+@functools.cache
+def _suffixes(cls: type[RunConfig]) -> tuple[tuple[str, Suffix], ...]:
+    named = [(f.name, spec_of(f).suffix) for f in dataclasses.fields(cls)]
+    return tuple(sorted(((n, s) for n, s in named if s is not None), key=lambda ns: ns[1].rank))
+
+
+_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunConfig)}
+EXECUTION_FIELDS = execution_fields(RunConfig)
 
 
 def fmt_num(x: float | int) -> str:
@@ -210,77 +451,57 @@ def fmt_num(x: float | int) -> str:
 
 def flag(field_name: str) -> str:
     """The CLI flag for a config field (for error messages)."""
-    return {"batch_norm": "--no-batch-norm"}.get(field_name, "--" + field_name.replace("_", "-"))
-
-
-def _fail(name: str, requirement: str, value: Any) -> None:
-    raise UsageError(f"{flag(name)} must be {requirement}, got {value!r}")
+    field = _FIELDS.get(field_name)
+    own = spec_of(field).flag if field is not None else None
+    return own or "--" + field_name.replace("_", "-")
 
 
 def _validate(c: RunConfig) -> None:
-    def finite(name: str, requirement: str = "a finite number") -> float:
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            _fail(name, requirement, v)
-        return float(v)
+    """Each field's choices and check, in field order; the first failure is the error."""
+    for f in dataclasses.fields(c):
+        name = f.name
+        spec, value = spec_of(f), getattr(c, name)
+        if value is None and f.default is None:
+            continue  # unset
+        if spec.choices is not None and value not in spec.choices:
+            raise UsageError(
+                f"{flag(name)} must be one of {', '.join(spec.choices)}, got {value!r}"
+            )
+        requirement = spec.check(value) if spec.check is not None else None
+        if requirement is not None:
+            raise UsageError(f"{flag(name)} must be {requirement}, got {value!r}")
 
-    def positive_int(name: str, allow_none: bool = False) -> None:
-        v = getattr(c, name)
-        if v is None and allow_none:
-            return
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            _fail(name, "a positive integer", v)
-        if v > MAX_COUNT:
-            _fail(name, "a positive integer of at most 2**62", v)
 
-    def choice(name: str, choices: tuple[str, ...]) -> None:
-        if getattr(c, name) not in choices:
-            _fail(name, f"one of {', '.join(choices)}", getattr(c, name))
+def _canonicalize(c: RunConfig) -> None:
+    """Registry names in their canonical spelling (case-insensitive input): stable run names."""
+    import importlib
 
-    if finite("eta0", "a positive finite number") <= 0:
-        _fail("eta0", "a positive finite number", c.eta0)
-    if finite("weight_decay", "a non-negative finite number") < 0:
-        _fail("weight_decay", "a non-negative finite number", c.weight_decay)
-    if finite("loss_multiplier", "a positive finite number") <= 0:
-        _fail("loss_multiplier", "a positive finite number", c.loss_multiplier)
-    if finite("eps", "a non-negative finite number") < 0:
-        _fail("eps", "a non-negative finite number", c.eps)
-    for name in (
-        "train_epochs",
-        "batchsize",
-        "eval_interval",
-        "store_stats_interval",
-        "lr_step_size",
-    ):
-        positive_int(name)
-    positive_int("max_steps", allow_none=True)
-    for name in ("seed", "init_seed"):
-        v = getattr(c, name)
-        if name == "init_seed" and v is None:
+    for f in dataclasses.fields(c):
+        name, where = f.name, spec_of(f).registry
+        if where is None:
             continue
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
-            _fail(name, f"an integer from 0 to 2**64 - 1 = {MAX_SEED}", v)
-    if finite("divergence_factor", "a finite number > 1") <= 1:
-        _fail("divergence_factor", "a finite number > 1", c.divergence_factor)
-    if not (0.0 < finite("val_ratio", "strictly between 0 and 1") < 1.0):
-        _fail("val_ratio", "strictly between 0 and 1", c.val_ratio)
-    if len(c.betas) != 2 or not all(math.isfinite(b) and 0.0 <= b < 1.0 for b in c.betas):
-        _fail("betas", "two numbers in [0, 1)", c.betas)
-    if not (0.0 < finite("lr_gamma", "in (0, 1]") <= 1.0):
-        _fail("lr_gamma", "in (0, 1]", c.lr_gamma)
-    if finite("lr_power", "a positive number") <= 0:
-        _fail("lr_power", "a positive number", c.lr_power)
-    choice("scheduler", SCHEDULERS)
-    choice("amp", AMP_MODES)
-    choice("device", DEVICES)
-    choice("channels_last", CHANNELS_LAST)
-    choice("compile", COMPILE_MODES)
-    choice("decay_convention", DECAY_CONVENTIONS)
-    choice("progress", ("auto", "bar", "plain", "none"))
+        module, attr = where.split(":")
+        registry = getattr(importlib.import_module(module), attr)
+        try:
+            object.__setattr__(c, name, registry.canonical(getattr(c, name)))
+        except UsageError as exc:
+            raise UsageError(f"{flag(name)}: {exc}") from None
 
 
 def config_fields() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(RunConfig)
 
 
-__all__ = ["RunConfig", "SCHEDULERS", "fmt_num", "flag", "config_fields"]
+__all__ = [
+    "EXECUTION_FIELDS",
+    "RunConfig",
+    "SCHEDULERS",
+    "Spec",
+    "Suffix",
+    "config_fields",
+    "execution_fields",
+    "flag",
+    "fmt_num",
+    "setting",
+    "spec_of",
+]

@@ -316,7 +316,7 @@ def _load_run_data(config: RunConfig, ctx: DistContext, device: torch.device) ->
         val_ratio=config.val_ratio,
         split_seed=VAL_SPLIT_SEED,
         device=device,
-        synthetic_sizes=getattr(config, "synthetic_sizes", None),
+        synthetic_sizes=config.synthetic_sizes,
     )
 
 

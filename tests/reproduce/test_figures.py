@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 
 import pytest
 
 from scalefree.cli import build_parser, main
+from scalefree.reproduce.figures import FIGURES, preset_axes
 from scalefree.sweep import cli as sweep_cli
 from scalefree.sweep.grid import PAPER_ETA0S, PAPER_WEIGHT_DECAYS, Axes
-from scalefree.sweep.presets import FIGURES, preset_axes
 from scalefree.train.cli import config_from_args
 from tests.sweep.conftest import FakeExecutor
 
@@ -125,3 +126,56 @@ def test_running_a_preset_sweeps_then_reports(monkeypatch, tmp_path, capsys):
     assert (logs / "summary.csv").exists()
     assert (out / "report.md").exists() and "AdamProxL2" in (out / "report.md").read_text()
     assert f"report: {out / 'report.md'}" in capsys.readouterr().out
+
+
+def test_train_flags_reach_the_presets_run_configs(monkeypatch, capsys, tmp_path):
+    """`reproduce figN` takes every train flag it does not fix, through the sweep launch path."""
+    seen = []
+    real = sweep_cli.run_sweeps
+
+    def spy(sweeps, executor, **kw):
+        seen.extend(c for s in sweeps for c in s.configs())
+        return real(sweeps, executor, **kw)
+
+    monkeypatch.setattr(sweep_cli, "run_sweeps", spy)
+    names = dry_run(
+        capsys, "fig3", "--log-folder", str(tmp_path), "--models", "ResNet20", "--amp", "bf16",
+        "--compile", "off", "--channels-last", "off", "--validation", "--val-ratio", "0.2",
+        "--eps", "0", "--device", "cpu", "--dataset", "synthetic", "--synthetic-sizes", "64", "32",
+    )  # fmt: skip
+    assert len(seen) == len(names) == 60  # 2 methods x 5 eta0s x 6 weight decays
+    for c in seen:
+        assert (c.amp, c.compile, c.channels_last, c.device) == ("bf16", "off", "off", "cpu")
+        assert (c.validation, c.val_ratio, c.eps, c.synthetic_sizes) == (True, 0.2, 0.0, (64, 32))
+        # what the preset fixes stays fixed
+        assert (c.batchsize, c.scheduler, c.store_stats, c.store_stats_interval) == (
+            128, "None", True, 1000,
+        )  # fmt: skip
+    assert all(n.endswith("_Eps_0_AMP_bf16_Synthetic_64_32_Val_0.2") for n in names)
+
+
+@pytest.mark.parametrize(
+    "flag", ["--batchsize", "--scheduler", "--lr-gamma", "--store-stats-interval", "--eta0"]
+)
+def test_settings_a_preset_fixes_are_not_flags(flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "fig6", "--dry-run", flag, "1"])
+    assert exc.value.code == 2
+    assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+
+
+def test_a_preset_takes_every_train_flag_it_does_not_fix():
+    from scalefree.reproduce.figures import preset_excluded
+    from scalefree.train.config import config_fields, flag
+
+    train = {flag(f.name) for f in config_fields()}
+    for name, preset in FIGURES.items():
+        parser = build_parser()
+        (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        (rep,) = (a for a in sub.choices["reproduce"]._actions
+                  if isinstance(a, argparse._SubParsersAction))  # fmt: skip
+        options = set(rep.choices[name]._option_string_actions)
+        fixed = {flag(f) for f in preset_excluded(preset)}
+        # --log-folder, --dataset and --seed are the preset's own flags, with its own defaults
+        assert train - fixed <= options, name
+        assert (train & fixed) & options <= {"--log-folder", "--dataset", "--seed", "--progress"}

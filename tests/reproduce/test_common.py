@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from scalefree.experiments.common import (
+from scalefree.reproduce.common import (
     DiagonalQuadratic,
     first_hit,
     gd_curve_closed_form,

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from scalefree.experiments import adagrad_restart as a
-from scalefree.experiments.common import DiagonalQuadratic, first_hit
+from scalefree.reproduce import adagrad_restart as a
+from scalefree.reproduce.common import DiagonalQuadratic, first_hit
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scalefree.experiments.common import (
+from scalefree.io import atomic_write_json
+from scalefree.optim import AdamW
+from scalefree.reproduce.common import (
     DiagonalQuadratic,
     OptimizerFactory,
     first_hit,
@@ -58,8 +60,6 @@ from scalefree.experiments.common import (
     save_figure,
     tuning_key,
 )
-from scalefree.io import atomic_write_json
-from scalefree.optim import AdamW
 
 METHODS: tuple[str, ...] = ("GD", "AdamW")
 # Result keys; the ill-conditioned problem's condition number is ``config.condition_number``.

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from scalefree.cli import build_parser, main
-from scalefree.experiments.cli import PRESETS
+from scalefree.reproduce.cli import PRESETS
 
 
 def test_reproduce_quadratic_end_to_end(tmp_path, capsys):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from scalefree.experiments import quadratic as q
-from scalefree.experiments.common import max_relative_difference, run_optimizer
 from scalefree.optim import AdamW
+from scalefree.reproduce import quadratic as q
+from scalefree.reproduce.common import max_relative_difference, run_optimizer
 
 KAPPA1, KAPPA_ILL = q.PROBLEMS
 

@@ -46,7 +46,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scalefree.experiments.common import (
+from scalefree.io import atomic_write_json
+from scalefree.reproduce.common import (
     DiagonalQuadratic,
     distance,
     first_hit,
@@ -62,7 +63,6 @@ from scalefree.experiments.common import (
     save_figure,
     tuning_key,
 )
-from scalefree.io import atomic_write_json
 
 PROBLEMS: tuple[str, ...] = ("kappa=1", "kappa=10", "kappa=1e5")
 

@@ -1,16 +1,22 @@
-"""``scalefree reproduce <experiment>``: the paper's experiments that need no dataset.
+"""``scalefree reproduce <experiment>``: the paper's experiments, one preset each.
 
     scalefree reproduce quadratic              # Figure 1 / Corollary 1: GD vs AdamW
     scalefree reproduce adagrad-restart        # Appendix B: AdaGrad with restarts vs GD
+    scalefree reproduce fig3 --models ResNet20 # a CIFAR figure: sweeps, then the report
 
-Each prints a short table and a one-line verdict, then writes ``<name>.json`` and ``<name>.png``
-under ``--out`` (default ``results/reproduce/<experiment>``, in the current folder). The figure
-presets (fig2 .. fig6) write their report into ``<log folder>/report`` instead.
+The dataset-free experiments print a short table and a one-line verdict, then write
+``<name>.json`` and ``<name>.png`` under ``--out`` (default ``results/reproduce/<experiment>``, in
+the current folder). The sweep presets (fig2 .. fig6, :data:`scalefree.reproduce.figures.FIGURES`)
+run through the launch path of ``scalefree sweep`` and write their report into
+``<log folder>/report``; they accept every ``scalefree train`` flag they do not fix themselves.
 
-Extension point: :data:`PRESETS` maps an experiment name to its :class:`Preset`. A new experiment
-(e.g. a ``fig2`` preset driving the sweep and plot commands) is one more entry: its
-``add_arguments(parser)`` adds the flags beyond the common ``--out/--iters/--seed/--no-plot``, and
-``run(args)`` does the work, prints, and returns an exit code.
+Extension point: :data:`PRESETS` maps an experiment name to its :class:`Preset`. A dataset-free
+experiment is one more entry here: its ``add_arguments(parser)`` adds the flags beyond the common
+``--out/--iters/--seed/--no-plot``, and ``run(args)`` does the work, prints, and returns an exit
+code. A sweep preset is one :class:`~scalefree.reproduce.figures.FigurePreset` (its methods,
+experiments and the run settings it fixes): one more entry of ``FIGURES`` for a paper figure, or
+``PRESETS[name] = sweep_preset(FigurePreset(...))`` for another study; its flags (every train flag
+it does not fix) and its launch come with it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalefree.errors import UsageError
-from scalefree.sweep.presets import FIGURES, preset_entry
+from scalefree.reproduce.figures import FIGURES, FigurePreset, add_arguments, run_preset
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ def _quadratic_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_quadratic(args: argparse.Namespace) -> int:
-    from scalefree.experiments import quadratic as q
+    from scalefree.reproduce import quadratic as q
 
     out, iters, seed = _common(args)
     wd = args.weight_decay
@@ -121,7 +127,7 @@ def _adagrad_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_adagrad_restart(args: argparse.Namespace) -> int:
-    from scalefree.experiments import adagrad_restart as a
+    from scalefree.reproduce import adagrad_restart as a
 
     out, iters, seed = _common(args)
     round_length = _positive_int(args, "round_length")
@@ -157,9 +163,20 @@ PRESETS: dict[str, Preset] = {
         run=_run_adagrad_restart,
     ),
 }
+
+
+def sweep_preset(figure: FigurePreset) -> Preset:
+    """The :class:`Preset` of a sweep preset: its flags and its launch."""
+    return Preset(
+        help=figure.help,
+        add_arguments=lambda parser: add_arguments(parser, figure),
+        run=lambda args: run_preset(figure, args),
+    )
+
+
 # The paper's CIFAR figures (fig2 ... fig6): sweeps of the figure's grids, then the report of the
-# log folder; each preset's help names its figure and source (scalefree.sweep.presets).
-PRESETS.update({name: Preset(*preset_entry(name)) for name in FIGURES})
+# log folder; each preset's help names its figure and source (scalefree.reproduce.figures).
+PRESETS.update({name: sweep_preset(figure) for name, figure in FIGURES.items()})
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

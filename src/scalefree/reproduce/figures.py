@@ -1,11 +1,11 @@
 """The paper's CIFAR figures as sweeps: ``scalefree reproduce fig2 ... fig6``.
 
-Each preset is the grid search behind one figure of Zhuang et al. (TMLR 2022, seed 003), with the
-training settings of the reference commands (seed 000): batch size 128, evaluation every epoch, no
+Each preset is the grid search behind one figure of Zhuang et al. (TMLR 2022), with the
+training settings of the reference code's commands: batch size 128, evaluation every epoch, no
 learning-rate schedule (eta_t = 1), update statistics every 1000 iterations, 300 epochs.
 
 Grid (Section 4, "Hyperparameter tuning"): eta0 in {5e-5, 1e-4, 5e-4, 1e-3, 5e-3} x weight decay
-in {0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3}, one grid per optimizer. Where a seed-000 command names a
+in {0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3}, one grid per optimizer. Where a reference command names a
 best setting outside that grid (the paper extended its grid there), the grid of that optimizer
 is grown along the 1-5 per decade pattern until it covers it, e.g. Figure 4's AdamL2 with the
 loss x100 gets weight decays up to 0.1. Boundary extension (the paper's "we always extend the
@@ -28,6 +28,8 @@ import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from scalefree.errors import UsageError
 from scalefree.sweep.grid import (
@@ -40,7 +42,7 @@ from scalefree.sweep.grid import (
     validate_methods,
     validate_seeds,
 )
-from scalefree.train.config import RunConfig
+from scalefree.train.config import RunConfig, config_fields, spec_of
 
 DEFAULT_MAX_EXTENSIONS = 5  # Figure 4's AdamL2 (loss x100) moved 4 steps beyond the base grid
 
@@ -49,7 +51,7 @@ DEFAULT_MAX_EXTENSIONS = 5  # Figure 4's AdamL2 (loss x100) moved 4 steps beyond
 class Experiment:
     """One experiment configuration of a figure (one heatmap panel, or a pair of them).
 
-    ``reference`` maps an optimizer to the (eta0, weight decay) of its seed-000 command.
+    ``reference`` maps an optimizer to the (eta0, weight decay) of its reference command.
     """
 
     model: str
@@ -63,12 +65,53 @@ class Experiment:
         return "CIFAR100" if self.model.startswith("DenseNet") else "CIFAR10"
 
 
+# The reference commands' training settings, fixed by every paper preset: batch size 128,
+# evaluation every epoch, no learning-rate schedule, update statistics every 1000 iterations.
+PAPER_RUN: Mapping[str, Any] = MappingProxyType(
+    {
+        "batchsize": 128,
+        "eval_interval": 1,
+        "scheduler": "None",
+        "store_stats": True,
+        "store_stats_interval": 1000,
+    }
+)
+
+# RunConfig fields every sweep preset sets itself, so they are not flags of ``reproduce <preset>``:
+# the grid (methods x eta0 x weight decay x --seeds), the experiment (model, BN, loss multiplier,
+# --epochs), --dataset and --log-folder (the preset's own defaults), --iters (max steps) and the
+# runs' progress display (off: --progress is the sweep's).
+PRESET_OWN = frozenset(
+    {
+        "optim_method",
+        "eta0",
+        "weight_decay",
+        "seed",
+        "model",
+        "batch_norm",
+        "loss_multiplier",
+        "train_epochs",
+        "dataset",
+        "log_folder",
+        "max_steps",
+        "progress",
+    }
+)
+
+
 @dataclass(frozen=True)
 class FigurePreset:
+    """One sweep preset of ``scalefree reproduce``: a grid per experiment, then the report.
+
+    ``fixed`` holds the run settings the preset decides (not flags); every other RunConfig field
+    is a flag of the preset, generated like ``scalefree train``'s.
+    """
+
     name: str
     help: str
     methods: tuple[str, ...]
     experiments: tuple[Experiment, ...]
+    fixed: Mapping[str, Any] = field(default_factory=lambda: PAPER_RUN)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -164,7 +207,7 @@ FIGURES: dict[str, FigurePreset] = {
 
 def covering_values(base: Sequence[float], target: float) -> tuple[float, ...]:
     """``base`` grown along the 1-5 per decade pattern until it reaches ``target`` (contiguous, so
-    the grid has no hole between the paper's values and a seed-000 best value)."""
+    the grid has no hole between the paper's values and a reference best value)."""
     values = sorted(float(v) for v in base)
     if any(same_value(target, v) for v in values):
         return tuple(values)
@@ -191,7 +234,7 @@ def preset_axes(experiment: Experiment, method: str) -> Axes:
 
 def experiments_for(preset: FigurePreset, models: Sequence[str] | None) -> list[Experiment]:
     """The preset's experiments, restricted to ``models``; a model the figure does not show gets
-    the settings of the figure's first model (without seed-000 reference points)."""
+    the settings of the figure's first model (without reference points)."""
     if not models:
         return list(preset.experiments)
     from scalefree.models import MODELS
@@ -222,34 +265,56 @@ def build_sweeps(preset: FigurePreset, args: argparse.Namespace) -> list[Sweep]:
         raise UsageError(f"--epochs must be a positive integer, got {args.epochs}")
     if args.iters is not None and args.iters < 1:
         raise UsageError(f"--iters must be a positive integer, got {args.iters}")
-    sweeps = []
-    for e in experiments_for(preset, args.models):
-        base = RunConfig(
-            train_epochs=args.epochs or e.epochs,
-            batchsize=128,
-            eval_interval=1,
-            log_folder=str(args.log_folder or Path("logs") / preset.name),
-            dataroot=str(args.dataroot),
-            download=args.download,
-            dataset=args.dataset or e.dataset,
-            model=e.model,
-            batch_norm=e.batch_norm,
-            scheduler="None",
-            store_stats=True,
-            store_stats_interval=1000,
-            loss_multiplier=e.loss_multiplier,
-            device=args.device,
-            max_steps=args.iters,
-            progress="none",
+    log_folder = str(args.log_folder or Path("logs") / preset.name)
+    return [
+        Sweep(
+            experiment_config(preset, e, args, log_folder),
+            {m: preset_axes(e, m) for m in methods},
+            seeds,
         )
-        sweeps.append(Sweep(base, {m: preset_axes(e, m) for m in methods}, seeds))
-    return sweeps
+        for e in experiments_for(preset, args.models)
+    ]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of a figure preset (``--out``, ``--iters``, ``--seed``, ``--no-plot`` come from
+def experiment_config(
+    preset: FigurePreset, e: Experiment, args: argparse.Namespace, log_folder: str
+) -> RunConfig:
+    """The base RunConfig of one experiment: the train flags the user gave (or their defaults),
+    then what the preset and the experiment fix."""
+    from scalefree.train.cli import config_from_args
+
+    return config_from_args(
+        args,
+        **preset.fixed,
+        train_epochs=args.epochs or e.epochs,
+        log_folder=log_folder,
+        dataset=args.dataset or e.dataset,
+        model=e.model,
+        batch_norm=e.batch_norm,
+        loss_multiplier=e.loss_multiplier,
+        max_steps=args.iters,
+        progress="none",
+    )
+
+
+def preset_excluded(preset: FigurePreset) -> frozenset[str]:
+    """RunConfig fields that are not flags of the preset: its own, its fixed settings, and the
+    parameters of schedules other than the one it fixes (a flag must never be a no-op)."""
+    scheduler = preset.fixed.get("scheduler")
+    unread = set()
+    if scheduler is not None:
+        for f in config_fields():
+            suffix = spec_of(f).suffix
+            if suffix is not None and suffix.schedulers and scheduler not in suffix.schedulers:
+                unread.add(f.name)
+    return PRESET_OWN | set(preset.fixed) | unread
+
+
+def add_arguments(parser: argparse.ArgumentParser, preset: FigurePreset) -> None:
+    """The flags of a sweep preset (``--out``, ``--iters``, ``--seed``, ``--no-plot`` come from
     ``reproduce``: report folder, max optimizer steps per run, a single seed, skip the report)."""
     from scalefree.sweep.cli import add_control_arguments, add_executor_arguments
+    from scalefree.train.cli import add_config_arguments
 
     g = parser.add_argument_group("figure")
     g.add_argument("--models", nargs="*", default=None, metavar="MODEL", help="only these models")
@@ -266,45 +331,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-folder", type=Path, default=None, help="run folder (default: logs/<preset>)"
     )
     g.add_argument(
-        "--dataroot", type=Path, default=Path("data"), help="CIFAR folder (default: data)"
-    )
-    g.add_argument(
         "--dataset",
         default=None,
         help="use this dataset for every model (e.g. synthetic for a smoke run; default: "
         "CIFAR10 for ResNets, CIFAR100 for DenseNet-BC)",
     )
-    g.add_argument("--download", action="store_true", help="download CIFAR if missing")
-    g.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device"
-    )
     add_control_arguments(parser, extend_default=True, max_extensions=DEFAULT_MAX_EXTENSIONS)
     add_executor_arguments(parser)
+    settings = parser.add_argument_group(
+        "run settings (scalefree train flags the preset leaves open)"
+    )
+    add_config_arguments(settings, preset_excluded(preset))
 
 
-def run_preset(name: str, args: argparse.Namespace) -> int:
-    """Run the preset's sweeps, then write the report of the log folder."""
-    from scalefree.sweep.cli import check_control, make_executor
-    from scalefree.sweep.runner import run_sweeps
+def run_preset(preset: FigurePreset, args: argparse.Namespace) -> int:
+    """Run the preset's sweeps (the launch path of ``scalefree sweep``), then write the report
+    of the log folder."""
+    from scalefree.sweep.cli import launch
 
-    preset = FIGURES[name]
-    check_control(args)
-    sweeps = build_sweeps(preset, args)
-    if args.synthetic_sizes is not None and any(s.base.dataset != "synthetic" for s in sweeps):
-        raise UsageError("--synthetic-sizes applies only to --dataset synthetic")
-    log_folder = sweeps[0].base.log_folder
-    executor = make_executor(args, log_folder)
-    if not args.dry_run:
-        print(f"{preset.help}\n{len(sweeps)} experiment(s) -> {log_folder}", flush=True)
-    report = run_sweeps(
-        sweeps,
-        executor,
-        retry_failed=args.retry_failed,
-        extend_boundary=args.extend_boundary,
-        max_extensions=args.max_extensions,
-        dry_run=args.dry_run,
-        synthetic_sizes=tuple(args.synthetic_sizes) if args.synthetic_sizes else None,
-        progress=args.progress,
+    report = launch(
+        args,
+        lambda a: build_sweeps(preset, a),
+        banner=lambda sweeps: (
+            f"{preset.help}\n{len(sweeps)} experiment(s) -> {sweeps[0].base.log_folder}"
+        ),
     )
     if args.dry_run or args.no_plot:
         return report.exit_code
@@ -315,27 +365,23 @@ def run_preset(name: str, args: argparse.Namespace) -> int:
         return report.exit_code
     # reproduce's --out receives the report; by default it goes beside the runs, as for
     # `scalefree report` (nothing is written into the current folder).
+    log_folder = report.sweeps[0].base.log_folder
     path = write_report(log_folder, args.out or Path(log_folder) / "report")
     print(f"report: {path}")
     return report.exit_code
 
 
-def preset_entry(name: str):
-    """(help, add_arguments, run) for ``scalefree.experiments.cli.Preset``."""
-    return (
-        FIGURES[name].help,
-        add_arguments,
-        lambda args: run_preset(name, args),
-    )
-
-
 __all__ = [
     "FIGURES",
+    "PAPER_RUN",
     "Experiment",
     "FigurePreset",
+    "add_arguments",
     "build_sweeps",
     "covering_values",
+    "experiment_config",
     "experiments_for",
     "preset_axes",
+    "preset_excluded",
     "run_preset",
 ]

@@ -1,1 +1,0 @@
-"""scalefree.experiments"""
