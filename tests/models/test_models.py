@@ -23,7 +23,7 @@ from scalefree.models.resnet import PadShortcut
 from scalefree.registry import UnknownNameError
 from tests.helpers import assert_close
 
-# name -> (num_classes, with BN, without BN); DESIGN.md Section 4.
+# name -> (num_classes, with BN, without BN); docs/design.md section 8.
 EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "ResNet20": (10, 269_722, 268_346),
     "ResNet32": (10, 464_154, 461_882),

@@ -1,4 +1,4 @@
-"""Slow, readable float64 reference for the Adam weight-decay family, written from DESIGN section 3.
+"""Slow, readable float64 reference for the Adam weight-decay family, written from docs/math.md sections 2-4.
 
 It shares no code with ``scalefree.optim``: plain per-tensor arithmetic, state in a dict, the decay
 strength computed from the group's own initial lr. Tests feed it and the package the same random
@@ -117,7 +117,7 @@ class ReferenceAdam:
 
 
 def decay_strength(weight_decay: float, lr: float, alpha: float, convention: str) -> float:
-    """The decay strength s of one step (DESIGN section 3), in float64."""
+    """The decay strength s of one step (docs/math.md section 3), in float64."""
     if convention == "schedule":
         return weight_decay * lr / alpha
     assert convention == "lr", convention

@@ -1,4 +1,4 @@
-"""`scalefree reproduce fig2..fig6`: the paper's grids and the seed-000 reference commands."""
+"""`scalefree reproduce fig2..fig6`: the paper's grids and the reference code's commands."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from scalefree.train.cli import config_from_args
 from tests.sweep.conftest import FakeExecutor
 
 # Runs per preset with one seed: 5 x 6 = 30 grid points per optimizer, 2 optimizers per
-# experiment, plus the points that grow a grid up to a seed-000 best setting outside it.
+# experiment, plus the points that grow a grid up to a reference command's best setting outside it.
 EXPECTED = {
     "fig2": 5 * 60,  # ResNet20/56/110/218 + DenseNetBC100, with BN
     "fig3": 6 * 60 + 5,  # ResNet218 AdamL2 best wd 5e-3: one more weight-decay column
@@ -25,7 +25,7 @@ EXPECTED = {
     "fig6": 60,
 }
 
-# The reference commands of seed 000 that belong to a figure (python main.py -> scalefree train).
+# The reference code's commands that belong to a figure (python main.py -> scalefree train).
 COMMON = (
     "--train-epochs 300 --batchsize 128 --eval-interval 1 --use-cuda --dataroot ../data "
     "--scheduler None --store-stats --store-stats-interval 1000"

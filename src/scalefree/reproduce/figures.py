@@ -125,7 +125,7 @@ FIGURES: dict[str, FigurePreset] = {
         FigurePreset(
             "fig2",
             "Figure 2: AdamL2 vs AdamW with batch norm, ResNet20/56/110/218 on CIFAR10 and "
-            "DenseNetBC100 on CIFAR100 (paper Section 4.1; seed-000 commands with BN)",
+            "DenseNetBC100 on CIFAR100 (paper Section 4.1; the reference code's commands with BN)",
             _L2W,
             (
                 Experiment("ResNet20", True),
@@ -138,7 +138,7 @@ FIGURES: dict[str, FigurePreset] = {
         FigurePreset(
             "fig3",
             "Figure 3: AdamL2 vs AdamW without batch norm, ResNet20/44/56/110/218 on CIFAR10 and "
-            "DenseNetBC100 on CIFAR100, with update statistics (Section 4.1; seed-000 NoBN "
+            "DenseNetBC100 on CIFAR100, with update statistics (Section 4.1; the reference code's NoBN "
             "commands)",
             _L2W,
             (
@@ -167,7 +167,7 @@ FIGURES: dict[str, FigurePreset] = {
         FigurePreset(
             "fig4",
             "Figure 4: AdamL2 vs AdamW on ResNet110 without batch norm with the loss multiplied "
-            "by 10 and by 100 (Section 4.2; seed-000 Loss_Mul commands)",
+            "by 10 and by 100 (Section 4.2; the reference code's Loss_Mul commands)",
             _L2W,
             (
                 Experiment(

@@ -198,15 +198,14 @@ def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
 
 
 def _train(task: RunTask):
-    import torch
-
     from scalefree.train import trainer
+    from scalefree.train.settings import process_settings
 
-    if task.num_threads:
-        torch.set_num_threads(task.num_threads)
-    # The trainer loads the data itself: everything that shapes it (synthetic_sizes included)
-    # is in the RunConfig.
-    return trainer.train(task.config, resume=True, run_locked=True)
+    # The thread count is restored afterwards: a Ray worker process runs many tasks, and a
+    # single-task Slurm job or a test calls this in its own process. The trainer loads the data
+    # itself: everything that shapes it (synthetic_sizes included) is in the RunConfig.
+    with process_settings(num_threads=task.num_threads or None):
+        return trainer.train(task.config, resume=True, run_locked=True)
 
 
 def interrupted(task: RunTask, why: str) -> TaskResult:
