@@ -15,6 +15,7 @@ import torch
 from scalefree.data import DatasetError, cifar_spec, load_data, read_cifar
 from scalefree.errors import UsageError
 from tests.data.cifar_fixture import make_fake_cifar, write_pickle
+from tests.helpers import assert_close
 
 
 def _raw_file(folder: Path, fname: str) -> dict:
@@ -70,8 +71,8 @@ def test_shared_subset_loads(cifar10_subset: Path) -> None:
     assert bundle.train_labels.bincount(minlength=10).min() > 400  # roughly balanced
     assert bundle.train_labels.max() == 9 and bundle.eval_labels.max() == 9
     # Close to the well-known full-CIFAR-10 statistics (125.3, 123.0, 113.9) / (63.0, 62.1, 66.7).
-    torch.testing.assert_close(bundle.mean, torch.tensor([125.3, 123.0, 113.9]), atol=3, rtol=0)
-    torch.testing.assert_close(bundle.std, torch.tensor([63.0, 62.1, 66.7]), atol=3, rtol=0)
+    assert_close(bundle.mean, torch.tensor([125.3, 123.0, 113.9]), atol=3, rtol=0)
+    assert_close(bundle.std, torch.tensor([63.0, 62.1, 66.7]), atol=3, rtol=0)
     assert bundle.class_names[0] == "airplane"
 
 

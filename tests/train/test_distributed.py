@@ -15,6 +15,7 @@ import torch
 from scalefree.rundir import read_metrics
 from scalefree.train.checkpoint import load_checkpoint
 from tests.data.cifar_fixture import make_fake_cifar
+from tests.helpers import assert_close
 
 ARGS = [
     "--dataset",
@@ -120,4 +121,4 @@ def test_rank_loss_weight_gives_global_mean_exactly():
     losses = torch.rand(13, dtype=torch.float64)
     slices = [losses[:7], losses[7:]]  # 13 samples over 2 ranks
     ddp_average = sum(rank_loss_weight(len(s), 2, 13) * s.mean() for s in slices) / 2
-    torch.testing.assert_close(ddp_average, losses.mean())
+    assert_close(ddp_average, losses.mean())
