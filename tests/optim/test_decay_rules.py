@@ -422,3 +422,25 @@ def test_train_accepts_the_new_names(name, tmp_path):
     assert len(configs) == 1 and f"_{name}_" in str(configs[0].parent.name)
     results = list(tmp_path.rglob("result.json"))
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("kernels", ["1", "0"])
+@pytest.mark.parametrize("name,wd", [("CAdamW", 0.0), ("CAdamW", 0.3), ("AdamProx", 0.3)])
+def test_adam_updates_is_the_cautioned_step_taken(name, wd, kernels, monkeypatch):
+    """The update statistics read adam_updates(): under caution it is the step really taken."""
+    monkeypatch.setenv("SCALEFREE_KERNELS", kernels)
+    options = {} if name == "CAdamW" else {"caution": True}
+    x = torch.randn(40, dtype=F64, requires_grad=True)
+    opt = OPTIMIZERS.get(name).build([x], lr=0.01, weight_decay=wd, **options)
+    gen = torch.Generator().manual_seed(1)
+    masked = 0
+    for _ in range(4):
+        before = x.detach().clone()
+        x.grad = torch.randn(40, generator=gen, dtype=F64)
+        opt.step()
+        u = opt.adam_updates()[x]
+        s = opt.decay_strength(opt.param_groups[0])
+        expected = before * (1 - s) - u if name == "CAdamW" else (before - u) / (1 + s)
+        assert_close(x.detach(), expected)
+        masked += int((u == 0).sum())
+    assert masked > 0  # after the first step (where m agrees with g) coordinates were masked

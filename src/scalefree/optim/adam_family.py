@@ -721,7 +721,11 @@ class AdamFamily(Optimizer):
         """u = lr_t * m_hat / D for every parameter with state, from the current state.
 
         After a ``step()``, this is the Adam step that was just taken (before the decay or prox),
-        i.e. the "update" of the paper's Figure 3 and Appendix C.
+        i.e. the "update" of the paper's Figure 3 and Appendix C. Under ``caution`` it is the
+        cautioned step u * phi / max(mean(phi), 1e-3), phi rebuilt from m and ``p.grad`` (still
+        set after the step; without it, the uncautioned u). For AdamL2 the gradient the moments
+        saw held lambda * x before the step, which is gone: lambda * x after it is used, an
+        O(lambda * u) difference in the mask's borderline coordinates only.
         """
         out: dict[Tensor, Tensor] = {}
         for group in self.param_groups:
@@ -740,8 +744,19 @@ class AdamFamily(Optimizer):
                 st = self.state[p]
                 bc1 = 1.0 - beta1 ** float(st["step"])
                 u = st["exp_avg"] * (float(group["lr"]) / bc1) / d
-                out[p] = torch.where(d > 0, u, torch.zeros_like(u))
+                u = torch.where(d > 0, u, torch.zeros_like(u))
+                out[p] = self._cautioned(group, p, u) if group["caution"] else u
         return out
+
+    def _cautioned(self, group: dict[str, Any], p: Tensor, u: Tensor) -> Tensor:
+        """u with caution's mask and rescaling, from the state after the step and ``p.grad``."""
+        if p.grad is None:
+            return u
+        g = -p.grad if group["maximize"] else p.grad
+        if self.decay_in_gradient and group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        phi = (self.state[p]["exp_avg"] * g > 0).to(u.dtype)
+        return u * phi / phi.mean().clamp_min(CAUTION_FLOOR)
 
 
 def _shrink(norm: Tensor, s: float | Tensor) -> Tensor:
