@@ -68,9 +68,7 @@ def run_pair(name, *, path, steps=30, amsgrad=False, eps=1e-8, seed=0, **options
 
 def reference(ref_name, recording, **kwargs):
     init, grads, lrs = recording
-    return run_rules(
-        ref_name, init, alphas=LRS, weight_decays=WDS, grads=grads, lrs=lrs, **kwargs
-    )
+    return run_rules(ref_name, init, alphas=LRS, weight_decays=WDS, grads=grads, lrs=lrs, **kwargs)
 
 
 def assert_matches_reference(params, ref):
@@ -97,9 +95,7 @@ def check(name, path, monkeypatch, *, ref_name=None, amsgrad=False, ref_options=
     assert_matches_reference(params, ref)
 
 
-@pytest.mark.parametrize(
-    "name,amsgrad,path", list(itertools.product(NAMES, [False, True], PATHS))
-)
+@pytest.mark.parametrize("name,amsgrad,path", list(itertools.product(NAMES, [False, True], PATHS)))
 def test_corrected_convention_matches_reference(name, amsgrad, path, monkeypatch):
     check(name, path, monkeypatch, amsgrad=amsgrad, decay_convention="corrected")
 
@@ -390,7 +386,9 @@ def test_check_scale_free_finds_the_new_rules_scale_free_at_eps0(capsys):
     assert main(["check-scale-free", "--optimizers", "AdamC", "CWD", "CAdamW", "--eps", "0"]) == 0
     out = capsys.readouterr().out
     for name in ("AdamC", "CWD", "CAdamW"):
-        assert any(line.startswith(name) and line.endswith("  scale-free") for line in out.splitlines())
+        assert any(
+            line.startswith(name) and line.endswith("  scale-free") for line in out.splitlines()
+        )
 
 
 def test_new_entries_carry_colour_order_and_fixed_options():
@@ -444,3 +442,37 @@ def test_adam_updates_is_the_cautioned_step_taken(name, wd, kernels, monkeypatch
         assert_close(x.detach(), expected)
         masked += int((u == 0).sum())
     assert masked > 0  # after the first step (where m agrees with g) coordinates were masked
+
+
+def test_param_groups_put_normalized_layers_in_a_corrected_group():
+    from torch import nn
+
+    from scalefree.optim import param_groups
+    from scalefree.optim.groups import normalized_weight_names
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4),  # conv -> (relu) -> BN: normalized
+        nn.Conv2d(4, 4, 3), nn.Flatten(), nn.LazyLinear(2),  # not followed by normalization
+        nn.Linear(2, 3), nn.LayerNorm(3),  # normalized
+    )  # fmt: skip
+    model(torch.zeros(1, 3, 7, 7))
+    assert normalized_weight_names(model) == {"0.weight", "6.weight"}
+    corrected, rest, no_decay = param_groups(
+        model, 0.1, exclude_bias_norm=True, corrected_for="normalized"
+    )
+    assert corrected["decay_convention"] == "corrected" and corrected["weight_decay"] == 0.1
+    assert {id(p) for p in corrected["params"]} == {id(model[0].weight), id(model[6].weight)}
+    assert rest["decay_convention"] == "lr" and rest["weight_decay"] == 0.1
+    assert {id(p) for p in rest["params"]} == {id(model[3].weight), id(model[5].weight)}
+    assert no_decay["weight_decay"] == 0.0 and "decay_convention" not in no_decay
+    opt = AdamC([corrected, rest, no_decay], lr=0.1)
+    assert [g["decay_convention"] for g in opt.param_groups] == ["corrected", "lr", "corrected"]
+    by_name = param_groups(model, 0.1, corrected_for=["3.weight"], other_convention="schedule")
+    assert [len(g["params"]) for g in by_name] == [1, len(list(model.parameters())) - 1]
+    assert by_name[1]["decay_convention"] == "schedule"
+    with pytest.raises(ValueError, match="not decayed parameters of this model: nope"):
+        param_groups(model, 0.1, corrected_for=["nope"])
+    with pytest.raises(ValueError, match="use 'normalized'"):
+        param_groups(model, 0.1, corrected_for="norm")
+    # Without corrected_for nothing changes: no decay_convention key in any group.
+    assert all("decay_convention" not in g for g in param_groups(model, 0.1, True))
