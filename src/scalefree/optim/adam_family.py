@@ -965,8 +965,9 @@ class AdamC(AdamW):
 
     Where the meaning of weight_decay differs: at lr_t = alpha, s = lambda * lr_t exactly as in
     torch.optim.AdamW, so ``AdamC(params, lr, weight_decay=wd)`` starts as ``AdamW`` with the same
-    arguments; as an LR scheduler lowers lr_t, the decay falls with lr_t^2 (AdamW: lr_t), keeping
-    the steady-state ratio ||x||^2 / lr_t of normalized layers constant. alpha is the lr the group
+    arguments; as an LR scheduler lowers lr_t, the decay falls with lr_t^2 (AdamW: lr_t), so the
+    equilibrium weight norm of a normalized layer (||x||^2 ~ lr_t^2 / s) no longer shrinks with
+    lr_t, and its gradient norm (~ 1 / ||x||) no longer grows at the end of training. alpha is the lr the group
     was built with (``group["alpha"]``), so build it with the peak lr, as for any scheduler.
 
     The paper applies the correction to layers followed by normalization (their weights'
