@@ -91,7 +91,10 @@ def check(name, path, monkeypatch, *, ref_name=None, amsgrad=False, ref_options=
     opt, params, recording = run_pair(name, path=path, amsgrad=amsgrad, **options)
     masked = opt.param_groups[0]["caution"] or opt.param_groups[0]["cautious_decay"]
     assert opt.step_paths() == (_expected_path(path, masked),) * 2
-    ref = reference(ref_name or name, recording, amsgrad=amsgrad, **(ref_options or options))
+    ref = reference(
+        ref_name or name, recording, amsgrad=amsgrad, eps=options.get("eps", 1e-8),
+        **{k: v for k, v in (ref_options or options).items() if k != "eps"},
+    )  # fmt: skip
     assert_matches_reference(params, ref)
 
 
@@ -119,11 +122,12 @@ def test_cautious_decay_matches_reference(name, convention, amsgrad, path, monke
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("eps", [1e-8, 0.0])
 @pytest.mark.parametrize("name,path", list(itertools.product(ELEMENTWISE, PATHS)))
-def test_caution_and_cautious_decay_together_match_reference(name, path, monkeypatch):
+def test_caution_and_cautious_decay_together_match_reference(name, path, eps, monkeypatch):
     check(
-        name, path, monkeypatch, amsgrad=True, decay_convention="schedule", caution=True,
-        cautious_decay=True,
+        name, path, monkeypatch, amsgrad=True, eps=eps, decay_convention="schedule",
+        caution=True, cautious_decay=True,
     )  # fmt: skip
 
 
@@ -204,10 +208,12 @@ def test_caution_rescales_by_the_fraction_kept():
     g = torch.tensor([-1e-3, 2e-3, 30.0, -40.0], dtype=F64)
     x.grad = g
     opt.step()
-    m = opt.state[x]["exp_avg"]
+    m, v = opt.state[x]["exp_avg"], opt.state[x]["exp_avg_sq"]
     assert ((m * g) > 0).tolist() == [False, False, True, True]
-    u = opt.adam_updates()[x]  # the uncautioned Adam step of the state after step 2
-    assert_close(x.detach(), before - u * torch.tensor([0.0, 0.0, 2.0, 2.0], dtype=F64))
+    plain = 0.1 * (m / (1 - 0.9**2)) / (v / (1 - 0.999**2)).sqrt()  # the uncautioned Adam step
+    cautioned = plain * torch.tensor([0.0, 0.0, 2.0, 2.0], dtype=F64)
+    assert_close(x.detach(), before - cautioned)
+    assert_close(opt.adam_updates()[x], cautioned)
 
 
 # ------------------------------------------------------------------------ refusals

@@ -651,18 +651,21 @@ class AdamFamily(Optimizer):
             v = exp_avg_sqs[i].mul_(beta2).addcmul_(g, g, value=1 - beta2)
             if group["amsgrad"]:
                 v = torch.maximum(max_sqs[i], v, out=max_sqs[i])
-            d = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(group["eps"])
-            u = m * (lr / (1 - beta1**t)) / d
-            u = torch.where(d > 0, u, torch.zeros_like(u))  # eps = 0: 0/0 := 0
+            d = v.sqrt().div_((1 - beta2**t) ** 0.5).add_(group["eps"])
+            u = torch.div(m, d).mul_(lr / (1 - beta1**t))
+            if group["eps"] == 0:
+                u = torch.where(d > 0, u, torch.zeros_like(u))  # 0/0 := 0
             if group["caution"]:
-                phi = (m * g > 0).to(u.dtype)
-                u = u * phi / phi.mean().clamp_min(CAUTION_FLOOR)
-            y = x - u
-            if elementwise:
-                new = self._decayed(x, u, d, s)
-                x.copy_(torch.where(u * x >= 0, new, y) if cautious else new)
+                phi = m * g > 0
+                kept = phi.sum(dtype=u.dtype) / max(phi.numel(), 1)
+                u.mul_(phi).div_(kept.clamp_min(CAUTION_FLOOR))
+            if not elementwise:
+                x.sub_(u)
+            elif cautious:  # where u * x < 0 the step is y = x - u, undecayed
+                agree = u * x >= 0
+                x.copy_(torch.where(agree, self._decayed(x, u, d, s), x - u))
             else:
-                x.copy_(y)
+                x.copy_(self._decayed(x, u, d, s))
 
     def _adam_step(self, group, kernels, lists, s) -> None:
         lr, wd, decoupled = self._fold_decay(group, s)
