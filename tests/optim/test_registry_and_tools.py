@@ -142,7 +142,8 @@ def test_check_scale_free_cli_user_factory_and_errors(capsys):
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in OPTIMIZERS.names("adam_family") if "decay_convention" in accepted_options(n)]
+    "name",
+    [n for n in OPTIMIZERS.names("adam_family") if "decay_convention" in accepted_options(n)],
 )
 def test_training_runs_use_the_papers_convention_explicitly(name):
     """The library classes default to torch's "lr" convention; `scalefree train` and sweeps pass
@@ -168,7 +169,9 @@ def test_adamc_is_the_one_family_entry_with_a_fixed_convention():
     from scalefree.train.config import RunConfig
     from scalefree.train.trainer import make_optimizer
 
-    fixed = [n for n in OPTIMIZERS.names("adam_family") if "decay_convention" not in accepted_options(n)]
+    fixed = [
+        n for n in OPTIMIZERS.names("adam_family") if "decay_convention" not in accepted_options(n)
+    ]
     assert fixed == ["AdamC"]
     config = RunConfig(optim_method="AdamC", weight_decay=1e-3)
     opt = make_optimizer(config, nn.Linear(3, 2))
