@@ -77,10 +77,12 @@ def assert_matches_reference(params, ref):
             assert_close(p.detach(), r, rtol=1e-9, atol=1e-12)
 
 
-def _expected_path(path, masked):
+def _expected_path(path, masked, eps):
     if path == "one-pass":
         return "one-pass"
-    return "masked" if masked else "torch:" + path
+    if not masked:
+        return "torch:" + (path if eps else "eps0")
+    return "masked:" + (path if eps else "single")  # 0/0 := 0 is a per-tensor select
 
 
 def check(name, path, monkeypatch, *, ref_name=None, amsgrad=False, ref_options=None, **options):
@@ -90,7 +92,7 @@ def check(name, path, monkeypatch, *, ref_name=None, amsgrad=False, ref_options=
         monkeypatch.setenv("SCALEFREE_KERNELS", "0")
     opt, params, recording = run_pair(name, path=path, amsgrad=amsgrad, **options)
     masked = opt.param_groups[0]["caution"] or opt.param_groups[0]["cautious_decay"]
-    assert opt.step_paths() == (_expected_path(path, masked),) * 2
+    assert opt.step_paths() == (_expected_path(path, masked, options.get("eps", 1e-8)),) * 2
     ref = reference(
         ref_name or name, recording, amsgrad=amsgrad, eps=options.get("eps", 1e-8),
         **{k: v for k, v in (ref_options or options).items() if k != "eps"},
@@ -152,7 +154,7 @@ def test_fused_request_falls_back_to_the_masked_path(name, monkeypatch):
         name, path="fused", fused=True, decay_convention="schedule", caution=True,
         cautious_decay=True,
     )  # fmt: skip
-    assert opt.step_paths() == ("masked", "masked")
+    assert opt.step_paths() == ("masked:foreach", "masked:foreach")
     ref = reference(name, recording, decay_convention="schedule", caution=True, cautious_decay=True)
     assert_matches_reference(params, ref)
 
@@ -177,7 +179,7 @@ def _run_kernel_or_torch(name, dtype, *, kernel, monkeypatch, steps=6, **options
             opt.step()
     finally:
         torch.set_num_threads(before)
-    assert opt.step_paths() == (("one-pass",) if kernel else ("masked",))
+    assert opt.step_paths() == (("one-pass",) if kernel else ("masked:foreach",))
     return [p.detach() for p in params]
 
 

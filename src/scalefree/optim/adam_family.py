@@ -520,6 +520,8 @@ class AdamFamily(Optimizer):
         self._check_params(group, params)
         states = [[self.state[p][k] for k in ("exp_avg", "exp_avg_sq")] for p in params]
         kernels = choose_kernels(group, params, grads, states, compiling)
+        if self._masked(group):  # torch's fused kernel never runs: keep the step where foreach does
+            kernels = ["foreach" if k == "fused" else k for k in kernels]
         for p, kernel in zip(params, kernels):
             steps.append(self._place_step(group, p, kernel))
         return tuple(kernels)
@@ -583,7 +585,8 @@ class AdamFamily(Optimizer):
 
     def step_paths(self) -> tuple[str, ...]:
         """The path each param group's last eager step took: "one-pass" (the C++ kernel of
-        optim/_kernels.py), "masked" (the per-tensor torch path of caution / cautious_decay),
+        optim/_kernels.py), "masked:foreach" / "masked:single" (the torch path of caution /
+        cautious_decay in multi-tensor or per-tensor ops),
         "torch:<kernels>" (torch's fused/foreach/single-tensor Adam, or "eps0"), or "" for a group
         without gradients; () before the first step. Benchmarks print it."""
         return getattr(self, "_last_paths", ())
@@ -597,10 +600,10 @@ class AdamFamily(Optimizer):
         s = self.decay_strength(group)
         if params and self._one_pass(group, lists, s, compiling):
             return "one-pass"  # Adam step and decay/prox in one pass (optim/_kernels.py)
-        masked = group["caution"] or (group["cautious_decay"] and group["weight_decay"] != 0)
+        masked = self._masked(group)
         if masked:
             if params:
-                self._masked_step(group, lists, s)
+                masked = self._masked_step(group, kernels, lists, s, compiling)
         elif params:
             self._adam_step(group, kernels, lists, s)
         if group["weight_decay"] != 0 and (params or self._collective()):
@@ -608,7 +611,12 @@ class AdamFamily(Optimizer):
                 self._prox(group, params, exp_avg_sqs, max_sqs, steps, s)
         if not params:
             return ""
-        return "masked" if masked else "torch:" + "+".join(dict.fromkeys(kernels))
+        return f"masked:{masked}" if masked else "torch:" + "+".join(dict.fromkeys(kernels))
+
+    @staticmethod
+    def _masked(group: dict[str, Any]) -> bool:
+        """The group needs the masked path (torch's kernels cannot apply its masks)."""
+        return group["caution"] or (group["cautious_decay"] and group["weight_decay"] != 0)
 
     def _decays_elementwise(self) -> bool:
         return type(self)._decayed is not AdamFamily._decayed
@@ -628,14 +636,68 @@ class AdamFamily(Optimizer):
         code = self.kernel_code if decays else _kernels.PLAIN
         return _kernels.group_step(code, group, lists, s)
 
-    def _masked_step(self, group, lists, s) -> None:
+    def _masked_step(self, group, kernels, lists, s, compiling: bool) -> str:
         """The Adam step with C-AdamW's update mask (``caution``) and/or CWD's decay mask
-        (``cautious_decay``), tensor by tensor in torch ops (any device, dtype, torch.compile).
+        (``cautious_decay``) in torch ops; returns which formulation ran.
 
         torch's kernels apply u to x themselves, so neither mask can be inserted there: this path
-        computes u explicitly. The decay is then ``_decayed(x, u, D, s)`` (x is still the
-        parameter before the step), or, for rules without one, y = x - u followed by ``_prox``
-        (in ``_step_group``)."""
+        computes u explicitly. Where torch's multi-tensor kernels would run (foreach or fused
+        chosen, float hyperparameters, eager, eps > 0) it uses multi-tensor ops; otherwise one
+        tensor at a time (any device, dtype, tensor lr, torch.compile, eps = 0)."""
+        multi = {"foreach", "fused"}.issuperset(kernels) and not compiling and group["eps"] > 0
+        hyper = (group["lr"], *group["betas"])
+        if multi and not group["capturable"] and not any(isinstance(h, Tensor) for h in hyper):
+            self._masked_step_foreach(group, lists, s)
+            return "foreach"
+        self._masked_step_single(group, lists, s)
+        return "single"
+
+    def _masked_step_foreach(self, group, lists, s) -> None:
+        """``_masked_step_single`` in multi-tensor ops (steps on the CPU, float lr and betas)."""
+        params, grads, m, v, max_sqs, steps = lists
+        beta1, beta2 = group["betas"]
+        lr, lam = group["lr"], group["weight_decay"]
+        g = tc.foreach_op("neg")(grads) if group["maximize"] else list(grads)
+        if self.decay_in_gradient and lam:
+            g = tc.foreach_op("add")(g, params, alpha=lam)
+        for t in steps:
+            t += 1
+        ts = [float(t) for t in steps]
+        tc.foreach_op("lerp_")(m, g, 1 - beta1)
+        tc.foreach_op("mul_")(v, beta2)
+        tc.foreach_op("addcmul_")(v, g, g, value=1 - beta2)
+        if group["amsgrad"]:
+            tc.foreach_op("maximum_")(max_sqs, v)
+        d = tc.foreach_op("sqrt")(max_sqs if group["amsgrad"] else v)
+        tc.foreach_op("div_")(d, [(1 - beta2**t) ** 0.5 for t in ts])
+        tc.foreach_op("add_")(d, group["eps"])
+        u = tc.foreach_op("div")(m, d)
+        tc.foreach_op("mul_")(u, [lr / (1 - beta1**t) for t in ts])
+        if group["caution"]:
+            phi = tc.foreach_op("mul")(m, g)  # 1[m g > 0] = max(sign(m g), 0)
+            tc.foreach_op("sign_")(phi)
+            tc.foreach_op("clamp_min_")(phi, 0.0)
+            kept = [
+                (c / max(p.numel(), 1)).clamp_min(CAUTION_FLOOR)
+                for c, p in zip(tc.foreach_op("norm")(phi, 1), phi)
+            ]
+            tc.foreach_op("mul_")(u, phi)
+            tc.foreach_op("div_")(u, kept)
+        if lam == 0 or not self._decays_elementwise():
+            tc.foreach_op("sub_")(params, u)
+            return
+        if not group["cautious_decay"]:
+            for x, ui, di in zip(params, u, d):
+                x.copy_(self._decayed(x, ui, di, s))
+            return
+        agree = [ui * x >= 0 for ui, x in zip(u, params)]
+        for x, ui, di, a in zip(params, u, d, agree):
+            x.copy_(torch.where(a, self._decayed(x, ui, di, s), x - ui))
+
+    def _masked_step_single(self, group, lists, s) -> None:
+        """The masked step tensor by tensor. The decay is ``_decayed(x, u, D, s)`` (x is still
+        the parameter before the step), or, for rules without one, y = x - u followed by
+        ``_prox`` (in ``_step_group``)."""
         params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps = lists
         beta1, beta2 = group["betas"]
         lr, lam = group["lr"], group["weight_decay"]
