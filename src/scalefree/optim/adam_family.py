@@ -289,7 +289,8 @@ class AdamFamily(Optimizer):
             AdamProx, AdamProxL1, AdamProxD); AdamL2 and AdamProxL2 refuse it (ValueError).
             Both are group options (per param group, saved in state_dict). The one-pass CPU
             kernel does them; torch's fused/foreach kernels cannot (they apply u themselves), so
-            elsewhere a per-tensor torch path runs (``step_paths()`` says which ran).
+            elsewhere a masked torch path runs, in multi-tensor ops where torch would run
+            foreach/fused and per tensor otherwise (``step_paths()`` says which ran).
     """
 
     # One-pass C++ operator code (``_kernels.W``...) for a step that decays; None: no such kernel.
