@@ -128,7 +128,9 @@ def load_module() -> ModuleType | None:
 
 
 def kernel_path() -> str:
-    """Which path ``prox_step`` takes on CPU: 'cpp (...)' or 'torch (... why ...)'."""
+    """Which path ``prox_step`` takes on CPU: 'cpp (...)' or 'torch (... why ...)'. Which path a
+    given optimizer's groups actually took (one-pass, torch's kernels, or the masked torch path
+    of caution / cautious_decay) is ``AdamFamily.step_paths()``."""
     if not enabled_by_env():
         return "torch (SCALEFREE_KERNELS turns the compiled kernel off)"
     load_module()
