@@ -10,8 +10,10 @@ Rows, all in the same run and with the same hyperparameters (lr = alpha, weight_
 eps = 1e-8, betas = (0.9, 0.999)):
 
 * the six ``scalefree.optim`` variants with the paper's ``decay_convention="schedule"`` and
-  otherwise default settings: the one-pass C++ kernel of ``scalefree.optim._kernels`` where it
-  can be built (the path that ran is printed), else the torch path;
+  otherwise default settings, and the rules since 2022 as registered (AdamC: AdamW with
+  s = lambda lr_t^2 / alpha; CWD: AdamW with cautious weight decay; CAdamW: AdamW with caution):
+  the one-pass C++ kernel of ``scalefree.optim._kernels`` where it can be built, else the torch
+  path; the path each row's groups took (``optimizer.step_paths()``) is printed;
 * ``<variant> torch path`` (``--torch-path-rows``, on by default): the same variants with
   ``fused=True``, i.e. torch's fused Adam kernel plus each variant's post-step, the pure-torch
   fallback that runs where no compiler is available;
@@ -40,6 +42,8 @@ ResNet-1202 (19.3M params, 309 MB) does not fit.
 
 Targets (checked and printed as PASS/MISS, issue 13): AdamL2, AdamW and AdamProx <= 1.1x torch
 fused AdamW, AdamProxL1 and AdamProxD <= 1.15x, AdamProxL2 <= 1.35x (its norm needs a second pass);
+issue 14: AdamC <= 1.1x (the W kernel with another s), CWD and CAdamW <= 1.3x (CAdamW counts
+phi = 1[m g > 0] per tensor in a first pass over g and m: 36 B/param);
 every variant >= 3x faster than the reference loop. Stretch, printed as PASS/MISS too: every
 variant <= 0.9x torch fused AdamW.
 
@@ -84,10 +88,14 @@ import scalefree.optim as sfo
 from _machine import machine_info
 from scalefree.models import build_model
 from scalefree.optim import _kernels
+from scalefree.optim.registry import accepted_options
 
 DTYPE = torch.float32
 BYTES_PER_ELEMENT = 28  # read p, g, m, v; write p, m, v; 4 bytes each
-VARIANTS = ("AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD")
+VARIANTS = (
+    "AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD",
+    "AdamC", "CWD", "CAdamW",
+)  # fmt: skip
 FUSED, FOREACH, LOOP = "torch AdamW fused", "torch AdamW foreach", "reference loop"
 TORCH_PATH = " torch path"  # suffix of the rows that force the pure-torch path (fused=True)
 COMPILED = " compiled"  # suffix of the torch.compile rows
@@ -99,6 +107,9 @@ TARGET_VS_FUSED = {
     "AdamProxL1": 1.15,
     "AdamProxD": 1.15,
     "AdamProxL2": 1.35,
+    "AdamC": 1.1,
+    "CWD": 1.3,
+    "CAdamW": 1.3,
 }
 STRETCH_VS_FUSED = 0.9
 LOOP_SPEEDUP_TARGET = 3.0
@@ -152,21 +163,27 @@ def model_shapes(name: str) -> list[torch.Size]:
     return shapes
 
 
+def convention(variant: str) -> dict[str, str]:
+    """The paper's convention, except for entries defined by theirs (AdamC: "corrected")."""
+    return (
+        {"decay_convention": "schedule"} if "decay_convention" in accepted_options(variant) else {}
+    )
+
+
 def make_optimizer(row: str, params: list[torch.Tensor], lr: float, lam: float) -> Optimizer:
     if row.endswith(COMPILED):  # tensor lr: a scheduler changes it in place, no recompilation
         if row == TORCH_COMPILED:
             return torch.optim.AdamW(params, lr=torch.tensor(lr), weight_decay=lam / lr, eps=1e-8)
-        return getattr(sfo, row.removesuffix(COMPILED))(
-            params, lr=torch.tensor(lr), weight_decay=lam, eps=1e-8, decay_convention="schedule"
+        v = row.removesuffix(COMPILED)
+        return getattr(sfo, v)(
+            params, lr=torch.tensor(lr), weight_decay=lam, eps=1e-8, **convention(v)
         )
     if row in VARIANTS:  # the paper's convention: torch AdamW with weight_decay = lambda / alpha
-        return getattr(sfo, row)(
-            params, lr=lr, weight_decay=lam, eps=1e-8, decay_convention="schedule"
-        )
+        return getattr(sfo, row)(params, lr=lr, weight_decay=lam, eps=1e-8, **convention(row))
     if row.endswith(TORCH_PATH):
-        cls = getattr(sfo, row.removesuffix(TORCH_PATH))
-        return cls(
-            params, lr=lr, weight_decay=lam, eps=1e-8, decay_convention="schedule", fused=True
+        v = row.removesuffix(TORCH_PATH)
+        return getattr(sfo, v)(
+            params, lr=lr, weight_decay=lam, eps=1e-8, fused=True, **convention(v)
         )
     if row == FUSED:
         return torch.optim.AdamW(params, lr=lr, weight_decay=lam / lr, eps=1e-8, fused=True)
@@ -325,6 +342,9 @@ def bench_model(name: str, args: argparse.Namespace, copy_bw: float, inplace_bw:
             ratio_vs_bound=med[row] / bound,
             effective_GBps=BYTES_PER_ELEMENT * n / med[row] / 1e9,
         )
+        paths = getattr(opts[row], "step_paths", None)
+        if paths is not None:  # which path the timed steps took (one-pass, masked, torch:...)
+            result_rows[row]["path"] = "/".join(dict.fromkeys(paths()))
         if row in compile_info:
             eager = FOREACH if row == TORCH_COMPILED else row.removesuffix(COMPILED)
             result_rows[row].update(compile_info[row])
@@ -426,6 +446,11 @@ def print_model(name: str, rep: dict) -> None:
                 f"compile {r['compile_s']:.1f} s, {r['unique_graphs']} graph(s), "
                 f"{r['graph_breaks']} break(s)"
             )
+    paths = {row: r["path"] for row, r in rep["rows"].items() if r.get("path")}
+    if paths:
+        print("path taken by each scalefree row's steps (optimizer.step_paths()):")
+        for row, path in paths.items():
+            print(f"  {row:<24} {path}")
     for k, v in rep["checks"].items():
         print(f"  check {k} = {v:.3g}")
 
@@ -449,7 +474,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=list(VARIANTS),
         choices=VARIANTS,
-        help="scalefree variants to time (default: all six)",
+        help="scalefree variants to time (default: all nine)",
     )
     ap.add_argument("--lr", type=float, default=1e-3, help="alpha (1e-3)")
     ap.add_argument("--weight-decay", type=float, default=5e-4, help="lambda > 0 (5e-4)")

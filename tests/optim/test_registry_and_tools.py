@@ -43,13 +43,18 @@ def test_unsupported_option_is_a_usage_error():
 
 def test_entries_carry_typed_capabilities_and_options():
     family = OPTIMIZERS.names("adam_family")
-    assert family == NAMES  # a new family member also needs its float64 reference
+    # A new family member also needs its float64 reference: the paper's six in
+    # tests/reference/adam_family.py, the rules since 2022 in tests/reference/decay_rules.py.
+    assert family == (*NAMES, "AdamC", "CWD", "CAdamW")
     for name in family:
         entry = OPTIMIZERS.get(name)
         assert issubclass(entry.factory, AdamFamily) and entry.factory.__name__ == name
-        assert "decay_convention" in entry.options and not entry.baseline
+        # AdamC's convention is what defines it, so it is not an option of its entry.
+        assert ("decay_convention" in entry.options) == (name != "AdamC") and not entry.baseline
         assert ("norm_process_group" in entry.options) == (name == "AdamProxL2")
-    assert OPTIMIZERS.names("scale_free") == ("AdamW", "AdamProx", "AdamProxL2", "AdamProxL1")
+    assert OPTIMIZERS.names("scale_free") == (
+        "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamC", "CWD", "CAdamW",
+    )  # fmt: skip
     assert OPTIMIZERS.names("baseline") == ("SGD", "SGDM", "AdaGrad", "RMSProp", "Adam")
     assert accepted_options("SGD") == {"maximize", "foreach"}
     with pytest.raises(ValueError, match="no capability 'cifar'; they have: adam_family"):
@@ -63,11 +68,13 @@ def test_plot_order_and_colours_are_read_from_the_entries():
     """The values that plots/tables.py and plots/figures.py used to list, now in the entries."""
     assert tuple(METHOD_ORDER) == (
         "AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD",
+        "AdamC", "CWD", "CAdamW",
         "Adam", "SGD", "SGDM", "AdaGrad", "RMSProp",
     )  # fmt: skip
     assert dict(METHOD_COLORS) == {
         "AdamL2": "tab:blue", "AdamW": "tab:red", "AdamProx": "tab:green",
         "AdamProxL2": "tab:purple", "AdamProxL1": "tab:brown", "AdamProxD": "tab:olive",
+        "AdamC": "tab:orange", "CWD": "firebrick", "CAdamW": "teal",
         "Adam": "tab:gray", "SGD": "tab:pink", "SGDM": "tab:cyan", "AdaGrad": "gold",
         "RMSProp": "black",
     }  # fmt: skip
@@ -134,7 +141,10 @@ def test_check_scale_free_cli_user_factory_and_errors(capsys):
     assert "--steps must be a positive integer" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS.names("adam_family"))
+@pytest.mark.parametrize(
+    "name",
+    [n for n in OPTIMIZERS.names("adam_family") if "decay_convention" in accepted_options(n)],
+)
 def test_training_runs_use_the_papers_convention_explicitly(name):
     """The library classes default to torch's "lr" convention; `scalefree train` and sweeps pass
     RunConfig.decay_convention ("schedule" unless asked) and it is in config.json's fields."""
@@ -150,6 +160,24 @@ def test_training_runs_use_the_papers_convention_explicitly(name):
     assert {g["decay_convention"] for g in opt.param_groups} == {"schedule"}
     lr_opt = make_optimizer(dataclasses.replace(config, decay_convention="lr"), model)
     assert {g["decay_convention"] for g in lr_opt.param_groups} == {"lr"}
+
+
+def test_adamc_is_the_one_family_entry_with_a_fixed_convention():
+    """AdamC is defined by its convention: train keeps it, and asking for another is an error."""
+    import dataclasses
+
+    from scalefree.train.config import RunConfig
+    from scalefree.train.trainer import make_optimizer
+
+    fixed = [
+        n for n in OPTIMIZERS.names("adam_family") if "decay_convention" not in accepted_options(n)
+    ]
+    assert fixed == ["AdamC"]
+    config = RunConfig(optim_method="AdamC", weight_decay=1e-3)
+    opt = make_optimizer(config, nn.Linear(3, 2))
+    assert {g["decay_convention"] for g in opt.param_groups} == {"corrected"}
+    with pytest.raises(UsageError, match="--decay-convention does not apply to optimizer AdamC"):
+        make_optimizer(dataclasses.replace(config, decay_convention="lr"), nn.Linear(3, 2))
 
 
 def test_check_scale_free_runs_the_family_in_the_chosen_convention(monkeypatch):

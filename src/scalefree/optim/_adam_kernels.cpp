@@ -7,6 +7,12 @@
 // parallel region, not a thousand. AdamProxL2 needs the norm of y = x - u before it can scale:
 // step() writes y and returns sum(y^2) per tensor; scale_() is the second pass.
 //
+// Two masks (options of every rule): caution (C-AdamW, Liang et al. 2024) scales u by
+// phi / max(mean(phi), 1e-3), phi = 1[m * g > 0] with m after this step's update, mean per tensor;
+// that mean must be known before any x is written, so a first pass (count_phi: reads g, m, and x
+// for L2 only; writes nothing) counts phi per tensor. cautious_decay (CWD, Chen et al. 2025)
+// applies the elementwise rule's decay or prox only where u * x >= 0: no extra pass.
+//
 // Arithmetic is in the parameters' dtype (float32 or float64), scalars are computed in double and
 // then rounded to it, as in torch's fused Adam. eps = 0 is exact: where D = 0 the Adam step is 0.
 #include <torch/python.h>
@@ -24,16 +30,34 @@ struct Scalars {  // per call
   double beta1, beta2, eps, s, lam, lr, sign;
 };
 
-struct PerTensor {  // per tensor: bias corrections of its own step count
-  double step_size, inv_bc2_sqrt;
+struct PerTensor {  // per tensor: bias corrections of its own step count, caution's rescaling
+  double step_size, inv_bc2_sqrt, caution_scale;
 };
 
-template <typename T, int V, bool AMS>
+constexpr bool elementwise(int V) { return V == kW || V == kProx || V == kProxL1 || V == kProxD; }
+
+// The number of coordinates with phi = 1[m_new * g > 0], m_new computed exactly as update() does.
+template <typename T, bool L2>
+double count_phi(const T* __restrict x, const T* __restrict g, const T* __restrict m, int64_t n,
+                 const Scalars& c) {
+  const T sign = c.sign, lam = c.lam, w1 = 1.0 - c.beta1, zero = 0;
+  double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    if (L2) gi += lam * x[i];
+    const T mi = m[i] + w1 * (gi - m[i]);
+    acc += mi * gi > zero ? 1.0 : 0.0;
+  }
+  return acc;
+}
+
+template <typename T, int V, bool AMS, bool CAU, bool CWD>
 double update(T* __restrict x, const T* __restrict g, T* __restrict m, T* __restrict v,
               T* __restrict vmax, int64_t n, const Scalars& c, const PerTensor& pt) {
   const T sign = c.sign, lam = c.lam, w1 = 1.0 - c.beta1, b2 = c.beta2, w2 = 1.0 - c.beta2;
   const T eps = c.eps, s = c.s, ss = pt.step_size, ibc2 = pt.inv_bc2_sqrt;
-  const T decay = 1.0 - c.s, inv1ps = 1.0 / (1.0 + c.s), zero = 0;
+  const T decay = 1.0 - c.s, inv1ps = 1.0 / (1.0 + c.s), zero = 0, cs = pt.caution_scale;
   double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
   for (int64_t i = 0; i < n; ++i) {
@@ -51,24 +75,29 @@ double update(T* __restrict x, const T* __restrict g, T* __restrict m, T* __rest
     }
     const T d = std::sqrt(vv) * ibc2 + eps;      // D = sqrt(v_hat) + eps
     const T lm = ss * mi;                        // lr * m_hat
-    const T u = d > zero ? lm / d : zero;        // 0/0 := 0
+    T u = d > zero ? lm / d : zero;              // 0/0 := 0
+    if (CAU) u = mi * gi > zero ? u * cs : zero;  // C-AdamW: u phi / max(mean(phi), floor)
+    const T y = xi - u;
+    T r;  // the rule's new x
     if (V == kPlain || V == kL2) {
-      x[i] = xi - u;
+      r = y;
     } else if (V == kW) {
-      x[i] = decay * xi - u;
+      r = decay * xi - u;
     } else if (V == kProx) {
-      x[i] = (xi - u) * inv1ps;
+      r = y * inv1ps;
     } else if (V == kProxL1) {
-      const T y = xi - u;
       const T a = std::abs(y) - s;
-      x[i] = a > zero ? std::copysign(a, y) : zero;
+      r = a > zero ? std::copysign(a, y) : zero;
     } else if (V == kProxL2) {
-      const T y = xi - u;
-      x[i] = y;
+      r = y;
       acc += static_cast<double>(y) * static_cast<double>(y);
+    } else if (CAU) {  // kProxD, s > 0, with the cautioned u: D y / (D + s)
+      r = d * y / (d + s);
     } else {  // kProxD, s > 0: (D x - lr m_hat) / (D + s)
-      x[i] = (d * xi - lm) / (d + s);
+      r = (d * xi - lm) / (d + s);
     }
+    if (CWD) r = u * xi >= zero ? r : y;  // CWD: decay only where update and weight agree
+    x[i] = r;
   }
   return acc;
 }
@@ -76,26 +105,48 @@ double update(T* __restrict x, const T* __restrict g, T* __restrict m, T* __rest
 using Fn = double (*)(void*, const void*, void*, void*, void*, int64_t, const Scalars&,
                       const PerTensor&);
 
-template <typename T, int V, bool AMS>
+template <typename T, int V, bool AMS, bool CAU, bool CWD>
 double erased(void* x, const void* g, void* m, void* v, void* vm, int64_t n, const Scalars& c,
               const PerTensor& pt) {
-  return update<T, V, AMS>(static_cast<T*>(x), static_cast<const T*>(g), static_cast<T*>(m),
-                           static_cast<T*>(v), static_cast<T*>(vm), n, c, pt);
+  return update<T, V, AMS, CAU, CWD>(static_cast<T*>(x), static_cast<const T*>(g),
+                                     static_cast<T*>(m), static_cast<T*>(v), static_cast<T*>(vm),
+                                     n, c, pt);
+}
+
+struct Flags {
+  bool ams, caution, cautious_decay;
+};
+
+// Instantiates cautious_decay only for the elementwise rules (the others refuse it in Python).
+template <typename T, int V, bool AMS, bool CAU>
+Fn pick_cwd(bool cwd) {
+  if constexpr (elementwise(V)) {
+    return cwd ? &erased<T, V, AMS, CAU, true> : &erased<T, V, AMS, CAU, false>;
+  } else {
+    TORCH_CHECK(!cwd, "cautious_decay needs an elementwise rule, not variant ", V);
+    return &erased<T, V, AMS, CAU, false>;
+  }
 }
 
 template <typename T, int V>
-Fn pick_ams(bool ams) { return ams ? &erased<T, V, true> : &erased<T, V, false>; }
+Fn pick_flags(const Flags& f) {
+  if (f.ams)
+    return f.caution ? pick_cwd<T, V, true, true>(f.cautious_decay)
+                     : pick_cwd<T, V, true, false>(f.cautious_decay);
+  return f.caution ? pick_cwd<T, V, false, true>(f.cautious_decay)
+                   : pick_cwd<T, V, false, false>(f.cautious_decay);
+}
 
 template <typename T>
-Fn pick_variant(int variant, bool ams) {
+Fn pick_variant(int variant, const Flags& f) {
   switch (variant) {
-    case kPlain: return pick_ams<T, kPlain>(ams);
-    case kL2: return pick_ams<T, kL2>(ams);
-    case kW: return pick_ams<T, kW>(ams);
-    case kProx: return pick_ams<T, kProx>(ams);
-    case kProxL2: return pick_ams<T, kProxL2>(ams);
-    case kProxL1: return pick_ams<T, kProxL1>(ams);
-    case kProxD: return pick_ams<T, kProxD>(ams);
+    case kPlain: return pick_flags<T, kPlain>(f);
+    case kL2: return pick_flags<T, kL2>(f);
+    case kW: return pick_flags<T, kW>(f);
+    case kProx: return pick_flags<T, kProx>(f);
+    case kProxL2: return pick_flags<T, kProxL2>(f);
+    case kProxL1: return pick_flags<T, kProxL1>(f);
+    case kProxD: return pick_flags<T, kProxD>(f);
   }
   TORCH_CHECK(false, "unknown variant ", variant);
 }
@@ -140,7 +191,7 @@ std::vector<PerTensor> advance_steps(const std::vector<at::Tensor>& steps, const
       t = (*p += 1.0);
     }
     const double bc1 = 1.0 - std::pow(c.beta1, t), bc2 = 1.0 - std::pow(c.beta2, t);
-    out[i] = {c.lr / bc1, 1.0 / std::sqrt(bc2)};
+    out[i] = {c.lr / bc1, 1.0 / std::sqrt(bc2), 1.0};
   }
   return out;
 }
@@ -164,24 +215,64 @@ void for_each_piece(const std::vector<int64_t>& off, const Body& body) {
   });
 }
 
+// Sums body(tensor, lo, hi) per tensor over all pieces (threads write their own slots).
+template <typename Body>
+std::vector<double> sum_pieces(const std::vector<int64_t>& off, const Body& body) {
+  const size_t k = off.size() - 1;
+  const int nt = at::get_num_threads();
+  std::vector<double> partial(static_cast<size_t>(nt) * k, 0.0), out(k, 0.0);
+  for_each_piece(off, [&](size_t i, int64_t lo, int64_t hi) {
+    partial[static_cast<size_t>(at::get_thread_num()) * k + i] += body(i, lo, hi);
+  });
+  for (int t = 0; t < nt; ++t)
+    for (size_t i = 0; i < k; ++i) out[i] += partial[static_cast<size_t>(t) * k + i];
+  return out;
+}
+
+// Caution's first pass: caution_scale = 1 / max(mean(phi), floor) for every tensor.
+void caution_scales(std::vector<PerTensor>& pt, const std::vector<at::Tensor>& p,
+                    const std::vector<at::Tensor>& g, const std::vector<at::Tensor>& m,
+                    const std::vector<int64_t>& off, const Scalars& c, bool l2, double floor) {
+  const bool dbl = p[0].scalar_type() == at::kDouble;
+  const auto counts = sum_pieces(off, [&](size_t i, int64_t lo, int64_t hi) {
+    if (dbl) {
+      auto f = l2 ? &count_phi<double, true> : &count_phi<double, false>;
+      return f(p[i].data_ptr<double>() + lo, g[i].data_ptr<double>() + lo,
+               m[i].data_ptr<double>() + lo, hi - lo, c);
+    }
+    auto f = l2 ? &count_phi<float, true> : &count_phi<float, false>;
+    return f(p[i].data_ptr<float>() + lo, g[i].data_ptr<float>() + lo,
+             m[i].data_ptr<float>() + lo, hi - lo, c);
+  });
+  for (size_t i = 0; i < pt.size(); ++i) {
+    const int64_t n = off[i + 1] - off[i];
+    if (n > 0) pt[i].caution_scale = 1.0 / std::max(counts[i] / static_cast<double>(n), floor);
+  }
+}
+
 // Returns None when the tensors are not for this kernel (nothing written), else a float64 tensor
 // of sum(y^2) per parameter (zeros unless variant is AdamProxL2).
 py::object step(int variant, const std::vector<at::Tensor>& p, const std::vector<at::Tensor>& g,
                 const std::vector<at::Tensor>& m, const std::vector<at::Tensor>& v,
                 const std::vector<at::Tensor>& vm, const std::vector<at::Tensor>& steps,
                 double lr, double beta1, double beta2, double eps, double s, double lam,
-                bool amsgrad, bool maximize) {
+                bool amsgrad, bool maximize, bool caution, bool cautious_decay,
+                double caution_floor) {
   if (!supported(p, g, m, v, vm, steps, amsgrad)) return py::none();
+  const bool cwd_ok = variant == kW || variant == kProx || variant == kProxL1 || variant == kProxD;
+  if (cautious_decay && !cwd_ok) return py::none();
   const Scalars c{beta1, beta2, eps, s, lam, lr, maximize ? -1.0 : 1.0};
-  const auto pt = advance_steps(steps, c);
+  auto pt = advance_steps(steps, c);
   const auto off = offsets_of(p);
   const bool dbl = p[0].scalar_type() == at::kDouble;
-  const Fn fn = dbl ? pick_variant<double>(variant, amsgrad) : pick_variant<float>(variant, amsgrad);
+  const Flags flags{amsgrad, caution, cautious_decay};
+  const Fn fn = dbl ? pick_variant<double>(variant, flags) : pick_variant<float>(variant, flags);
   const size_t k = p.size(), es = dbl ? sizeof(double) : sizeof(float);
   const int nt = at::get_num_threads();
   std::vector<double> partial(static_cast<size_t>(nt) * k, 0.0);
   {
     py::gil_scoped_release nogil;
+    if (caution) caution_scales(pt, p, g, m, off, c, variant == kL2, caution_floor);
     for_each_piece(off, [&](size_t i, int64_t lo, int64_t hi) {
       auto at_ = [&](const at::Tensor& t) { return static_cast<char*>(t.data_ptr()) + lo * es; };
       void* vmax = amsgrad ? at_(vm[i]) : nullptr;

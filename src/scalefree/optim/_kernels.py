@@ -5,7 +5,10 @@
 parameter, the bandwidth floor of any Adam. All tensors of a group go to one C++ call that splits
 their elements between torch's threads, so a thousand small tensors cost one parallel region.
 AdamProxL2 needs the norm of y = x - u first: the pass writes y and sums y^2 per tensor, a second
-pass scales (36 bytes per parameter in all).
+pass scales (36 bytes per parameter in all). The masks are flags of the same kernel:
+``cautious_decay`` (CWD) costs nothing extra; ``caution`` (C-AdamW) needs mean(phi) per tensor
+before any x changes, so a first pass reads g and m (and x for AdamL2) to count phi (36 bytes per
+parameter in all). AdamC is the W kernel with another s.
 
 The kernel is ``_adam_kernels.cpp``, built on first use with torch.utils.cpp_extension (a C++
 compiler and ninja are needed; about 40 s on 2 cores) and cached by torch under
@@ -44,6 +47,7 @@ LDFLAGS = ["-fopenmp"]
 # Operator codes of _adam_kernels.cpp (its enum Variant): what follows the Adam step. Each
 # optimizer class names its own code (``AdamFamily.kernel_code``); PLAIN is a step without decay.
 PLAIN, L2, W, PROX, PROX_L2, PROX_L1, PROX_D = range(7)
+CAUTION_FLOOR = 1e-3  # C-AdamW's floor of mean(phi) (adam_family.CAUTION_FLOOR)
 
 _lock = threading.Lock()
 _state: dict[str, object] = {"module": None, "path": None}
@@ -124,7 +128,9 @@ def load_module() -> ModuleType | None:
 
 
 def kernel_path() -> str:
-    """Which path ``prox_step`` takes on CPU: 'cpp (...)' or 'torch (... why ...)'."""
+    """Which path ``prox_step`` takes on CPU: 'cpp (...)' or 'torch (... why ...)'. Which path a
+    given optimizer's groups actually took (one-pass, torch's kernels, or the masked torch path
+    of caution / cautious_decay) is ``AdamFamily.step_paths()``."""
     if not enabled_by_env():
         return "torch (SCALEFREE_KERNELS turns the compiled kernel off)"
     load_module()
@@ -149,11 +155,14 @@ def prox_step(
     amsgrad: bool,
     maximize: bool,
     prox_norm: str = "group",
+    caution: bool = False,
+    cautious_decay: bool = False,
 ) -> bool:
     """The whole step of operator ``code`` (Adam step and decay/prox) in one pass; False: not taken.
 
     ``s`` is the decay strength (``AdamFamily.decay_strength``, already in its convention); ``weight_decay``
-    is lambda, used by the L2 code only. Steps are incremented here. Returns False without touching
+    is lambda, used by the L2 code only. ``caution`` / ``cautious_decay``: C-AdamW's update mask
+    and CWD's decay mask (elementwise codes only; declined otherwise). Steps are incremented here. Returns False without touching
     anything when the compiled kernel is off, unavailable, or not for these tensors.
     """
     if not params or isinstance(lr, Tensor) or not enabled_by_env():
@@ -181,6 +190,9 @@ def prox_step(
         weight_decay,
         amsgrad,
         maximize,
+        caution,
+        cautious_decay,
+        CAUTION_FLOOR,
     )
     if sums is None:
         return False
@@ -227,4 +239,7 @@ def group_step(code: int, group: dict, tensors: tuple[list[Tensor], ...], s: flo
         amsgrad=group["amsgrad"],
         maximize=group["maximize"],
         prox_norm=group.get("prox_norm", "group"),
+        caution=bool(group.get("caution", False)),
+        # A step without decay (code PLAIN) has nothing to mask.
+        cautious_decay=bool(group.get("cautious_decay", False)) and code not in (PLAIN, L2),
     )

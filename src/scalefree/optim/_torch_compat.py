@@ -108,6 +108,24 @@ def foreach_mul_(tensors: list[Tensor], factors: Tensor | list[Tensor]) -> None:
         t.mul_(factors if isinstance(factors, Tensor) else factors[i])
 
 
+def foreach_op(op: str) -> Callable[..., Any]:
+    """``torch._foreach_<op>`` (e.g. "lerp_", "sqrt", "addcmul_"): one multi-tensor call per list
+    where torch has it, else a per-tensor loop of ``Tensor.<op>`` with the same meaning (list
+    arguments are taken element by element, scalars and single tensors as they are)."""
+    fn = getattr(torch, f"_foreach_{op}", None)
+    if fn is not None:
+        return fn
+
+    def loop(tensors, *args, **kwargs):  # pragma: no cover - torch without foreach ops
+        out = []
+        for i, t in enumerate(tensors):
+            a = [x[i] if isinstance(x, (list, tuple)) else x for x in args]
+            out.append(getattr(t, op)(*a, **kwargs))
+        return None if op.endswith("_") else out
+
+    return loop
+
+
 def norm_layer_base() -> tuple[type[nn.Module], ...]:
     """The common base of BatchNorm*/InstanceNorm*/SyncBatchNorm (torch's private ``_NormBase``),
     or those classes themselves where torch no longer has it."""

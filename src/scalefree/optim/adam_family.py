@@ -20,6 +20,7 @@ Every variant first takes the Adam step (t counts steps from 1)::
     s     = lambda * lr_t          (decay_convention="lr": torch.optim.AdamW's; the library default)
           = lambda * lr_t / alpha  (decay_convention="schedule": the paper's and its code's;
                                     what ``scalefree train`` and sweeps use)
+          = lambda * lr_t^2 / alpha (decay_convention="corrected": AdamC, Defazio 2025)
 
 and then applies its decay or proximal operator:
 
@@ -32,7 +33,15 @@ AdamProx    x <- (x - u) / (1 + s)                               paper, eq. (5)
 AdamProxL2  y = x - u;  x <- max(1 - s / ||y||, 0) y             paper, Section 5
 AdamProxL1  y = x - u;  x <- sign(y) max(|y| - s, 0)             paper, Section 5
 AdamProxD   x <- (D x - lr_t m_hat) / (D + s)                    "Decay No More"
+AdamC       AdamW with s = lambda lr_t^2 / alpha                 Defazio 2025
+CWD         x <- x - u - s 1[u x >= 0] x                         Chen et al. 2025
+CAdamW      u <- u phi / max(mean(phi), 1e-3); then AdamW        Liang et al. 2024
 ==========  ===================================================  ===========================
+
+The last two are options of every family member too: ``cautious_decay=True`` (CWD: an
+elementwise rule's decay/prox only on the coordinates where u * x >= 0) and ``caution=True``
+(C-AdamW: phi = 1[m * g > 0], m after this step's update). docs/math.md derives why all three
+stay scale-free at eps = 0 (both masks compare signs, which positive gradient scales keep).
 
 An AdamW decay strength s >= 1 would zero or flip the weights ((1 - s) x): the step raises a
 ValueError instead. The other rules shrink for every s >= 0 (for AdamProxL1/L2, s is a threshold
@@ -110,10 +119,23 @@ CONVENTIONS: dict[str, DecayConvention] = {
             formula="weight_decay * lr",
             hint="; with torch's convention 'lr', weight_decay is per unit of lr",
         ),
+        # AdamC (Defazio 2025): the decay falls with lr_t^2, so that at the end of a decaying
+        # schedule the steady-state weight norm (and the gradient norm) does not blow up. At
+        # lr_t = alpha it equals torch's "lr" convention, so lambda keeps torch's meaning there.
+        DecayConvention(
+            "corrected",
+            strength=lambda lam, lr, alpha: lam * lr * lr / alpha,
+            per_lr=lambda lam, lr, alpha: lam * lr / alpha,
+            needs_alpha=True,
+            formula="weight_decay * lr^2 / alpha",
+            hint="; with 'corrected' (AdamC) s = weight_decay * lr_t^2 / alpha, i.e. torch's "
+            "weight_decay * lr_t at the initial lr, scaled by lr_t / alpha",
+        ),
     )
 }
 DECAY_CONVENTIONS = tuple(CONVENTIONS)
 PROX_NORMS = ("group", "tensor")
+CAUTION_FLOOR = _kernels.CAUTION_FLOOR  # C-AdamW: the floor of mean(phi) (Liang et al. 2024)
 DEFAULT_CONVENTION = "lr"  # torch.optim.AdamW's; the paper's "schedule" is opt-in
 _FUSED_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 
@@ -246,9 +268,10 @@ class AdamFamily(Optimizer):
         eps: added to sqrt(v_hat); 0 is allowed and gives exact scale-freeness (default 1e-8).
         weight_decay: lambda >= 0 (default 1e-2 as in torch.optim.AdamW; AdamL2: 0).
         amsgrad: use max(v) over time (Reddi et al. 2018).
-        decay_convention: "lr" (s = lambda * lr_t, torch's; default) or "schedule"
+        decay_convention: "lr" (s = lambda * lr_t, torch's; default), "schedule"
             (s = lambda * lr_t / alpha, the paper's: lambda is then the decay per step at the
-            initial lr, and an lr schedule scales it).
+            initial lr, and an lr schedule scales it) or "corrected" (s = lambda * lr_t^2 / alpha,
+            AdamC's, Defazio 2025).
         maximize: maximize the objective instead of minimizing it.
         foreach, fused: force torch's multi-tensor or fused Adam kernel (``foreach=False``: the
             single-tensor loop); default: fused where it is correct, else foreach.
@@ -258,6 +281,16 @@ class AdamFamily(Optimizer):
             squared group norm is summed, for optimizers that see a shard of the parameters
             (ZeroRedundancyOptimizer, FSDP1 flat parameters). Not for DTensors (FSDP2), whose
             norms are global already.
+        caution: C-AdamW's update mask (Liang et al. 2024): u <- u * phi / max(mean(phi), 1e-3),
+            phi = 1[m * g > 0] per tensor, m after this step's update, g the gradient the moments
+            saw (AdamL2: with lambda x); the decay itself is not masked. Every rule takes it.
+        cautious_decay: CWD (Chen et al. 2025): the decay or proximal operator only where
+            u * x >= 0 (x before the step), x <- x - u elsewhere. Elementwise rules only (AdamW,
+            AdamProx, AdamProxL1, AdamProxD); AdamL2 and AdamProxL2 refuse it (ValueError).
+            Both are group options (per param group, saved in state_dict). The one-pass CPU
+            kernel does them; torch's fused/foreach kernels cannot (they apply u themselves), so
+            elsewhere a masked torch path runs, in multi-tensor ops where torch would run
+            foreach/fused and per tensor otherwise (``step_paths()`` says which ran).
     """
 
     # One-pass C++ operator code (``_kernels.W``...) for a step that decays; None: no such kernel.
@@ -268,6 +301,8 @@ class AdamFamily(Optimizer):
     max_decay_strength: ClassVar[float | None] = None
     # The prox needs a norm over the whole group, so sharded parameters take norm_process_group.
     group_norm: ClassVar[bool] = False
+    # The decay/prox acts coordinate by coordinate, so cautious_decay can mask it (CWD).
+    elementwise_decay: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -285,6 +320,8 @@ class AdamFamily(Optimizer):
         capturable: bool = False,
         prox_norm: str = "group",
         norm_process_group: Any = None,
+        caution: bool = False,
+        cautious_decay: bool = False,
     ) -> None:
         if type(self) is AdamFamily:
             raise TypeError("use one of the named optimizers: " + ", ".join(family_names()))
@@ -315,6 +352,8 @@ class AdamFamily(Optimizer):
             fused=fused,
             capturable=capturable,
             prox_norm=prox_norm,
+            caution=bool(caution),
+            cautious_decay=bool(cautious_decay),
         )
         super().__init__(params, defaults)
 
@@ -323,7 +362,11 @@ class AdamFamily(Optimizer):
         group = self.param_groups[-1]
         # alpha: the optimizer's own record of the group's lr at construction (never initial_lr).
         group.setdefault("alpha", float(group["lr"]))
-        self._check_group(group)
+        try:
+            self._check_group(group)
+        except ValueError:
+            self.param_groups.pop()  # a refused group must not stay behind, half added
+            raise
 
     def _check_group(self, group: dict[str, Any]) -> None:
         conv = group["decay_convention"]
@@ -335,6 +378,7 @@ class AdamFamily(Optimizer):
             raise ValueError(
                 f"Invalid prox_norm: {group['prox_norm']!r} (expected {_expected(PROX_NORMS)})"
             )
+        self._check_masks(group)
         decays = group["weight_decay"] > 0 and not self.decay_in_gradient
         if decays and not group["alpha"] > 0 and CONVENTIONS[conv].needs_alpha:
             formula = CONVENTIONS[conv].formula.replace(" lr ", " lr_t ")
@@ -343,6 +387,39 @@ class AdamFamily(Optimizer):
                 f"(s = {formula}, alpha = {group['alpha']}); build it with "
                 "the initial lr, or use decay_convention='lr'"
             )
+
+    def _check_masks(self, group: dict[str, Any]) -> None:
+        """Refuse the masked rules where they have no meaning for this class (see ``caution`` and
+        ``cautious_decay`` in the class docstring): before a step could silently ignore them."""
+        name = type(self).__name__
+        if group["cautious_decay"] and not self.elementwise_decay:
+            takers = ", ".join(
+                c.__name__
+                for c in family_classes()
+                if c.elementwise_decay and AdamFamily in c.__bases__
+            )
+            why = (
+                "its decay is inside the gradient (lambda x), there is no separate decay to mask"
+                if self.decay_in_gradient
+                else "its operator is not elementwise (a norm over the group), so it cannot be "
+                "applied to some coordinates only"
+            )
+            raise ValueError(
+                f"{name} does not take cautious_decay=True: {why}. Cautious weight decay "
+                f"(Chen et al. 2025) applies to {takers}"
+            )
+        if (group["caution"] or group["cautious_decay"]) and not self._has_masked_path():
+            raise ValueError(
+                f"{name} folds its decay into torch's Adam kernel (_fold_decay) but does not "
+                "define _decayed, so caution/cautious_decay cannot be applied to it; override "
+                "_decayed(x, u, d, s) or leave these options False"
+            )
+
+    @classmethod
+    def _has_masked_path(cls) -> bool:
+        """The masked path needs the rule as an elementwise ``_decayed`` or entirely in ``_prox``."""
+        own = cls._decayed is not AdamFamily._decayed
+        return own or cls.decay_in_gradient or cls._fold_decay is AdamFamily._fold_decay
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -363,8 +440,11 @@ class AdamFamily(Optimizer):
                 ("capturable", False),
                 ("decay_convention", DEFAULT_CONVENTION),
                 ("prox_norm", "group"),
+                ("caution", False),  # state dicts from before these options: off, as then
+                ("cautious_decay", False),
             ):
                 group.setdefault(key, value)
+            self._check_masks(group)
             group.setdefault("alpha", float(group.get("initial_lr", group["lr"])))
             on_device = group["capturable"] or group["fused"]
             for p in group["params"]:
@@ -441,6 +521,8 @@ class AdamFamily(Optimizer):
         self._check_params(group, params)
         states = [[self.state[p][k] for k in ("exp_avg", "exp_avg_sq")] for p in params]
         kernels = choose_kernels(group, params, grads, states, compiling)
+        if self._masked(group):  # torch's fused kernel never runs: keep the step where foreach does
+            kernels = ["foreach" if k == "fused" else k for k in kernels]
         for p, kernel in zip(params, kernels):
             steps.append(self._place_step(group, p, kernel))
         return tuple(kernels)
@@ -497,10 +579,20 @@ class AdamFamily(Optimizer):
         return loss
 
     def _update(self) -> None:
-        for group in self.param_groups:
-            self._step_group(group, torch.compiler.is_compiling())
+        compiling = torch.compiler.is_compiling()
+        paths = [self._step_group(group, compiling) for group in self.param_groups]
+        if not compiling:
+            self._last_paths = tuple(paths)
 
-    def _step_group(self, group: dict[str, Any], compiling: bool) -> None:
+    def step_paths(self) -> tuple[str, ...]:
+        """The path each param group's last eager step took: "one-pass" (the C++ kernel of
+        optim/_kernels.py), "masked:foreach" / "masked:single" (the torch path of caution /
+        cautious_decay in multi-tensor or per-tensor ops),
+        "torch:<kernels>" (torch's fused/foreach/single-tensor Adam, or "eps0"), or "" for a group
+        without gradients; () before the first step. Benchmarks print it."""
+        return getattr(self, "_last_paths", ())
+
+    def _step_group(self, group: dict[str, Any], compiling: bool) -> str:
         params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps = [], [], [], [], [], []
         kernels = self._init_group(
             group, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, compiling
@@ -508,11 +600,27 @@ class AdamFamily(Optimizer):
         lists = (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps)
         s = self.decay_strength(group)
         if params and self._one_pass(group, lists, s, compiling):
-            return  # Adam step and decay/prox in one pass (optim/_kernels.py)
-        if params:
+            return "one-pass"  # Adam step and decay/prox in one pass (optim/_kernels.py)
+        masked = self._masked(group)
+        if masked:
+            if params:
+                masked = self._masked_step(group, kernels, lists, s, compiling)
+        elif params:
             self._adam_step(group, kernels, lists, s)
         if group["weight_decay"] != 0 and (params or self._collective()):
-            self._prox(group, params, exp_avg_sqs, max_sqs, steps, s)
+            if not masked or not self._decays_elementwise():
+                self._prox(group, params, exp_avg_sqs, max_sqs, steps, s)
+        if not params:
+            return ""
+        return f"masked:{masked}" if masked else "torch:" + "+".join(dict.fromkeys(kernels))
+
+    @staticmethod
+    def _masked(group: dict[str, Any]) -> bool:
+        """The group needs the masked path (torch's kernels cannot apply its masks)."""
+        return group["caution"] or (group["cautious_decay"] and group["weight_decay"] != 0)
+
+    def _decays_elementwise(self) -> bool:
+        return type(self)._decayed is not AdamFamily._decayed
 
     def _collective(self) -> bool:
         """The prox sums a norm over ranks: every rank joins, even one without parameters."""
@@ -528,6 +636,99 @@ class AdamFamily(Optimizer):
         decays = group["weight_decay"] > 0 if self.decay_in_gradient else s > 0
         code = self.kernel_code if decays else _kernels.PLAIN
         return _kernels.group_step(code, group, lists, s)
+
+    def _masked_step(self, group, kernels, lists, s, compiling: bool) -> str:
+        """The Adam step with C-AdamW's update mask (``caution``) and/or CWD's decay mask
+        (``cautious_decay``) in torch ops; returns which formulation ran.
+
+        torch's kernels apply u to x themselves, so neither mask can be inserted there: this path
+        computes u explicitly. Where torch's multi-tensor kernels would run (foreach or fused
+        chosen, float hyperparameters, eager, eps > 0) it uses multi-tensor ops; otherwise one
+        tensor at a time (any device, dtype, tensor lr, torch.compile, eps = 0)."""
+        multi = {"foreach", "fused"}.issuperset(kernels) and not compiling and group["eps"] > 0
+        hyper = (group["lr"], *group["betas"])
+        if multi and not group["capturable"] and not any(isinstance(h, Tensor) for h in hyper):
+            self._masked_step_foreach(group, lists, s)
+            return "foreach"
+        self._masked_step_single(group, lists, s)
+        return "single"
+
+    def _masked_step_foreach(self, group, lists, s) -> None:
+        """``_masked_step_single`` in multi-tensor ops (steps on the CPU, float lr and betas)."""
+        params, grads, m, v, max_sqs, steps = lists
+        beta1, beta2 = group["betas"]
+        lr, lam = group["lr"], group["weight_decay"]
+        g = tc.foreach_op("neg")(grads) if group["maximize"] else list(grads)
+        if self.decay_in_gradient and lam:
+            g = tc.foreach_op("add")(g, params, alpha=lam)
+        for t in steps:
+            t += 1
+        ts = [float(t) for t in steps]
+        tc.foreach_op("lerp_")(m, g, 1 - beta1)
+        tc.foreach_op("mul_")(v, beta2)
+        tc.foreach_op("addcmul_")(v, g, g, value=1 - beta2)
+        if group["amsgrad"]:
+            tc.foreach_op("maximum_")(max_sqs, v)
+        d = tc.foreach_op("sqrt")(max_sqs if group["amsgrad"] else v)
+        tc.foreach_op("div_")(d, [(1 - beta2**t) ** 0.5 for t in ts])
+        tc.foreach_op("add_")(d, group["eps"])
+        u = tc.foreach_op("div")(m, d)
+        tc.foreach_op("mul_")(u, [lr / (1 - beta1**t) for t in ts])
+        if group["caution"]:
+            phi = tc.foreach_op("mul")(m, g)  # 1[m g > 0] = max(sign(m g), 0)
+            tc.foreach_op("sign_")(phi)
+            tc.foreach_op("clamp_min_")(phi, 0.0)
+            kept = [
+                (c / max(p.numel(), 1)).clamp_min(CAUTION_FLOOR)
+                for c, p in zip(tc.foreach_op("norm")(phi, 1), phi)
+            ]
+            tc.foreach_op("mul_")(u, phi)
+            tc.foreach_op("div_")(u, kept)
+        if lam == 0 or not self._decays_elementwise():
+            tc.foreach_op("sub_")(params, u)
+            return
+        if not group["cautious_decay"]:
+            for x, ui, di in zip(params, u, d):
+                x.copy_(self._decayed(x, ui, di, s))
+            return
+        agree = [ui * x >= 0 for ui, x in zip(u, params)]
+        for x, ui, di, a in zip(params, u, d, agree):
+            x.copy_(torch.where(a, self._decayed(x, ui, di, s), x - ui))
+
+    def _masked_step_single(self, group, lists, s) -> None:
+        """The masked step tensor by tensor. The decay is ``_decayed(x, u, D, s)`` (x is still
+        the parameter before the step), or, for rules without one, y = x - u followed by
+        ``_prox`` (in ``_step_group``)."""
+        params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps = lists
+        beta1, beta2 = group["betas"]
+        lr, lam = group["lr"], group["weight_decay"]
+        elementwise = lam != 0 and self._decays_elementwise()
+        cautious = group["cautious_decay"] and elementwise
+        for i, x in enumerate(params):
+            g = grads[i].neg() if group["maximize"] else grads[i]
+            if self.decay_in_gradient and lam:
+                g = g.add(x, alpha=lam)  # AdamL2: the gradient the moments (and caution) see
+            steps[i] += 1
+            t = _step_value(steps[i], x)
+            m = exp_avgs[i].lerp_(g, 1 - beta1)
+            v = exp_avg_sqs[i].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            if group["amsgrad"]:
+                v = torch.maximum(max_sqs[i], v, out=max_sqs[i])
+            d = v.sqrt().div_((1 - beta2**t) ** 0.5).add_(group["eps"])
+            u = torch.div(m, d).mul_(lr / (1 - beta1**t))
+            if group["eps"] == 0:
+                u = torch.where(d > 0, u, torch.zeros_like(u))  # 0/0 := 0
+            if group["caution"]:
+                phi = m * g > 0
+                kept = phi.sum(dtype=u.dtype) / max(phi.numel(), 1)
+                u.mul_(phi).div_(kept.clamp_min(CAUTION_FLOOR))
+            if not elementwise:
+                x.sub_(u)
+            elif cautious:  # where u * x < 0 the step is y = x - u, undecayed
+                agree = u * x >= 0
+                x.copy_(torch.where(agree, self._decayed(x, u, d, s), x - u))
+            else:
+                x.copy_(self._decayed(x, u, d, s))
 
     def _adam_step(self, group, kernels, lists, s) -> None:
         lr, wd, decoupled = self._fold_decay(group, s)
@@ -563,6 +764,13 @@ class AdamFamily(Optimizer):
         """Hook 2: the proximal post-step on y = x - u (x holds y when it runs; only called
         with weight_decay != 0). The default does nothing: the kernel step was the whole rule."""
 
+    def _decayed(self, x: Tensor, u: Tensor, d: Tensor, s: Scalar) -> Tensor:
+        """Optional hook 3, for the masked rules: the new x of an elementwise rule from x (before
+        the step), the (possibly cautioned) Adam step u, D and s, as a new tensor. Rules that
+        leave it alone run ``_prox`` on y = x - u instead (AdamL2, AdamProxL2); rules that fold
+        their decay into torch's kernel must define it to take caution / cautious_decay."""
+        raise NotImplementedError
+
     @staticmethod
     def _denominators(group, params, exp_avg_sqs, max_sqs, steps) -> list[Tensor]:
         """D = sqrt(v_hat) + eps for each parameter (v_max under AMSGrad)."""
@@ -579,7 +787,11 @@ class AdamFamily(Optimizer):
         """u = lr_t * m_hat / D for every parameter with state, from the current state.
 
         After a ``step()``, this is the Adam step that was just taken (before the decay or prox),
-        i.e. the "update" of the paper's Figure 3 and Appendix C.
+        i.e. the "update" of the paper's Figure 3 and Appendix C. Under ``caution`` it is the
+        cautioned step u * phi / max(mean(phi), 1e-3), phi rebuilt from m and ``p.grad`` (still
+        set after the step; without it, the uncautioned u). For AdamL2 the gradient the moments
+        saw held lambda * x before the step, which is gone: lambda * x after it is used, an
+        O(lambda * u) difference in the mask's borderline coordinates only.
         """
         out: dict[Tensor, Tensor] = {}
         for group in self.param_groups:
@@ -598,8 +810,19 @@ class AdamFamily(Optimizer):
                 st = self.state[p]
                 bc1 = 1.0 - beta1 ** float(st["step"])
                 u = st["exp_avg"] * (float(group["lr"]) / bc1) / d
-                out[p] = torch.where(d > 0, u, torch.zeros_like(u))
+                u = torch.where(d > 0, u, torch.zeros_like(u))
+                out[p] = self._cautioned(group, p, u) if group["caution"] else u
         return out
+
+    def _cautioned(self, group: dict[str, Any], p: Tensor, u: Tensor) -> Tensor:
+        """u with caution's mask and rescaling, from the state after the step and ``p.grad``."""
+        if p.grad is None:
+            return u
+        g = -p.grad if group["maximize"] else p.grad
+        if self.decay_in_gradient and group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        phi = (self.state[p]["exp_avg"] * g > 0).to(u.dtype)
+        return u * phi / phi.mean().clamp_min(CAUTION_FLOOR)
 
 
 def _shrink(norm: Tensor, s: float | Tensor) -> Tensor:
@@ -715,21 +938,29 @@ class AdamW(AdamFamily):
 
     kernel_code = _kernels.W
     max_decay_strength = 1.0
+    elementwise_decay = True
 
     def _fold_decay(self, group, s):
         # torch AdamW: x <- (1 - lr_t wd) x with wd = s / lr_t, i.e. (1 - s) x.
         return group["lr"], decay_per_lr(group), True
+
+    def _decayed(self, x, u, d, s):
+        return x * (1 - s) - u
 
 
 class AdamProx(AdamFamily):
     """Proximal Adam for (lambda/2)||x||^2: x <- (x - u) / (1 + s) (paper eq. (5))."""
 
     kernel_code = _kernels.PROX
+    elementwise_decay = True
 
     def _fold_decay(self, group, s):
         # (x - u) / (1 + s) = x (1 - lr' wd') - lr' m_hat / D with lr' = lr_t / (1 + s) and
         # wd' = s / lr_t: exactly torch AdamW's update, so no separate prox pass is needed.
         return group["lr"] / (1 + s), decay_per_lr(group), True
+
+    def _decayed(self, x, u, d, s):
+        return (x - u) / (1 + s)
 
 
 class AdamProxL2(AdamFamily):
@@ -750,6 +981,11 @@ class AdamProxL1(AdamFamily):
     """Proximal Adam for lambda ||x||_1: soft-threshold of y = x - u by s."""
 
     kernel_code = _kernels.PROX_L1
+    elementwise_decay = True
+
+    def _decayed(self, x, u, d, s):
+        y = x - u
+        return y.sign() * (y.abs() - s).clamp_min(0.0)
 
     def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
         if not isinstance(s, Tensor) and not torch.compiler.is_compiling():
@@ -766,6 +1002,14 @@ class AdamProxD(AdamFamily):
     ("Decay No More")."""
 
     kernel_code = _kernels.PROX_D
+    elementwise_decay = True
+
+    def _decayed(self, x, u, d, s):
+        # D y / (D + s): the prox in the metric D of y = x - u (u possibly cautioned); y where
+        # D + s = 0 (no decay this step and a zero denominator).
+        y = x - u
+        ds = d + s
+        return torch.where(ds > 0, y * d / ds, y)
 
     def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
         # x <- (D x - lr m_hat) / (D + s) = y * D / (D + s), with D from the state after this
@@ -779,6 +1023,64 @@ class AdamProxD(AdamFamily):
             d = v2.sqrt().add_(c * eps)
             x.mul_(d)
             x.div_(d.add_(c * s))
+
+
+class AdamC(AdamW):
+    """AdamW with corrected decay (Defazio 2025, "Why Gradients Rapidly Increase Near the End of
+    Training"): x <- (1 - s) x - u with s = lambda * lr_t^2 / alpha (decay_convention="corrected").
+
+    Where the meaning of weight_decay differs: at lr_t = alpha, s = lambda * lr_t exactly as in
+    torch.optim.AdamW, so ``AdamC(params, lr, weight_decay=wd)`` starts as ``AdamW`` with the same
+    arguments; as an LR scheduler lowers lr_t, the decay falls with lr_t^2 (AdamW: lr_t), so the
+    equilibrium weight norm of a normalized layer (||x||^2 ~ lr_t^2 / s) no longer shrinks with
+    lr_t, and its gradient norm (~ 1 / ||x||) no longer grows at the end of training. alpha is the lr the group
+    was built with (``group["alpha"]``), so build it with the peak lr, as for any scheduler.
+
+    The paper applies the correction to layers followed by normalization (their weights'
+    scale does not matter, only the effective step); give the other parameters their own group:
+    ``param_groups(model, wd, corrected_for="normalized")`` returns such groups (the others with
+    ``decay_convention="lr"``, i.e. plain AdamW there).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        decay_convention: str = "corrected",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, decay_convention=decay_convention,
+            **kwargs,
+        )  # fmt: skip
+
+
+class CWD(AdamW):
+    """AdamW with cautious weight decay (Chen et al. 2025, "Cautious Weight Decay"): the decay
+    only where the update and the weight agree in sign, x <- x - u - s * 1[u * x >= 0] * x
+    (x before the step). = ``AdamW(..., cautious_decay=True)``."""
+
+    def __init__(self, params: Any, *args: Any, cautious_decay: bool = True, **kwargs: Any):
+        super().__init__(params, *args, cautious_decay=cautious_decay, **kwargs)
+
+
+class CAdamW(AdamW):
+    """Cautious AdamW, C-AdamW (Liang et al. 2024, "Cautious Optimizers"): the Adam step masked
+    where it disagrees with the gradient, u <- u * phi / max(mean(phi), 1e-3) with
+    phi = 1[m * g > 0] per tensor (m after this step's update), then x <- (1 - s) x - u; the decay
+    itself is not masked. = ``AdamW(..., caution=True)``.
+
+    One public implementation builds the mask from m * m in one of its branches, which is always
+    true (no masking at all); this follows the paper's m * g.
+    """
+
+    def __init__(self, params: Any, *args: Any, caution: bool = True, **kwargs: Any):
+        super().__init__(params, *args, caution=caution, **kwargs)
 
 
 def family_classes() -> tuple[type[AdamFamily], ...]:
@@ -801,7 +1103,8 @@ _DEFAULTS_NOTE = (
     "Defaults are torch's (decay_convention='lr', weight_decay={wd}); the paper and "
     "``scalefree train`` use decay_convention='schedule' (s = weight_decay * lr_t / alpha)."
 )
-for _cls in (AdamW, AdamProx, AdamProxL2, AdamProxL1, AdamProxD):
+for _cls in (AdamW, AdamProx, AdamProxL2, AdamProxL1, AdamProxD, CWD, CAdamW):
     _cls.__doc__ = f"{_cls.__doc__}\n\n{_DEFAULTS_NOTE.format(wd=1e-2)}\n\n{AdamFamily.__doc__}"
-AdamL2.__doc__ = f"{AdamL2.__doc__}\n{AdamFamily.__doc__}"
+for _cls in (AdamL2, AdamC):
+    _cls.__doc__ = f"{_cls.__doc__}\n{AdamFamily.__doc__}"
 del _cls

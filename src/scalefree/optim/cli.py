@@ -8,6 +8,7 @@ import importlib
 import torch
 
 from scalefree.errors import UsageError
+from scalefree.optim.adam_family import DECAY_CONVENTIONS
 from scalefree.optim.registry import OPTIMIZERS
 from scalefree.optim.scale_free import check_scale_free, format_table
 
@@ -41,10 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eps", type=float, nargs="+", default=[0.0, 1e-8], dest="eps_values")
     p.add_argument(
         "--decay-convention",
-        choices=("schedule", "lr"),
+        choices=DECAY_CONVENTIONS,
         default="schedule",
-        help="Adam family: schedule (s = weight_decay*lr_t/alpha, the paper's; default) or lr "
-        "(s = weight_decay*lr_t, torch's and the library classes' default)",
+        help="Adam family: schedule (s = weight_decay*lr_t/alpha, the paper's; default), lr "
+        "(s = weight_decay*lr_t, torch's and the library classes' default) or corrected "
+        "(s = weight_decay*lr_t^2/alpha, AdamC's); entries defined by a convention (AdamC) keep "
+        "their own",
     )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=int, default=0)

@@ -112,13 +112,22 @@ class OptimizerRegistry(Registry[OptimizerEntry]):
 OPTIMIZERS = OptimizerRegistry()
 
 _ADAM_OPTIONS = frozenset(
-    {"betas", "eps", "amsgrad", "maximize", "decay_convention", "foreach", "fused", "capturable"}
-)
+    {"betas", "eps", "amsgrad", "maximize", "decay_convention", "foreach", "fused", "capturable",
+     "caution"}
+)  # fmt: skip
 
 
-def _family(cls: type[af.AdamFamily], description: str, color: str, **kw: Any) -> None:
-    """Register an Adam-family class under its own name, with the options its class takes."""
+def _family(
+    cls: type[af.AdamFamily], description: str, color: str, *, fixed: Any = (), **kw: Any
+) -> None:
+    """Register an Adam-family class under its own name, with the options its class takes.
+
+    ``fixed``: options that define the entry (AdamC's convention, CAdamW's caution) and so are not
+    options of it: ``scalefree train`` passes the paper's decay_convention to every family entry
+    that takes one, which would turn AdamC back into AdamW."""
     options = _ADAM_OPTIONS | ({"prox_norm", "norm_process_group"} if cls.group_norm else set())
+    options |= {"cautious_decay"} if cls.elementwise_decay else set()
+    options -= set(fixed)
     OPTIMIZERS.add(
         cls.__name__,
         cls,
@@ -166,6 +175,28 @@ _family(
     'prox of (lambda/2)||x||^2 in the Adam metric D ("Decay No More")',
     "tab:olive",
 )
+# Rules proposed since 2022 (docs/math.md), each exactly as its paper defines it.
+_family(
+    af.AdamC,
+    "AdamW with corrected decay s = lambda lr_t^2 / alpha (Defazio 2025, AdamC)",
+    "tab:orange",
+    fixed=("decay_convention",),
+    scale_free=True,
+)
+_family(
+    af.CWD,
+    "AdamW with cautious weight decay: decay only where u*x >= 0 (Chen et al. 2025)",
+    "firebrick",
+    fixed=("cautious_decay",),
+    scale_free=True,
+)
+_family(
+    af.CAdamW,
+    "cautious AdamW: u masked by 1[m*g > 0], rescaled per tensor (Liang et al. 2024)",
+    "teal",
+    fixed=("caution",),
+    scale_free=True,
+)
 
 _FOREACH = {"maximize", "foreach"}
 # torch.optim baselines; order: torch's Adam first, then the others as the paper lists them.
@@ -176,7 +207,7 @@ OPTIMIZERS.add(
     options=_FOREACH,
     baseline=True,
     color="tab:pink",
-    order=7,
+    order=10,
 )
 OPTIMIZERS.add(
     "SGDM",
@@ -186,7 +217,7 @@ OPTIMIZERS.add(
     options=_FOREACH,
     baseline=True,
     color="tab:cyan",
-    order=8,
+    order=11,
 )
 OPTIMIZERS.add(
     "AdaGrad",
@@ -195,7 +226,7 @@ OPTIMIZERS.add(
     options=_FOREACH | {"eps"},
     baseline=True,
     color="gold",
-    order=9,
+    order=12,
 )
 OPTIMIZERS.add(
     "RMSProp",
@@ -204,7 +235,7 @@ OPTIMIZERS.add(
     options=_FOREACH | {"eps"},
     baseline=True,
     color="black",
-    order=10,
+    order=13,
 )
 OPTIMIZERS.add(
     "Adam",
@@ -213,7 +244,7 @@ OPTIMIZERS.add(
     options=_FOREACH | {"betas", "eps", "amsgrad", "fused"},
     baseline=True,
     color="tab:gray",
-    order=6,
+    order=9,
 )
 
 
