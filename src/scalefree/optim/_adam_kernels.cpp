@@ -1,7 +1,7 @@
 // One-pass CPU kernels for the Adam weight-decay family (scalefree.optim._kernels builds this file).
 //
 // step(): for every parameter tensor, in one read of (x, g, m, v[, v_max]) and one write of
-// (x, m, v[, v_max]), the Adam step of DESIGN section 3 followed by the variant's decay or proximal
+// (x, m, v[, v_max]), the Adam step of docs/math.md section 2 followed by the variant's decay or proximal
 // operator. All tensors of a call form one flat index space that is split once between the
 // threads of torch's pool (at::parallel_for), so a model with a thousand small tensors costs one
 // parallel region, not a thousand. AdamProxL2 needs the norm of y = x - u before it can scale:
