@@ -39,15 +39,15 @@ def _kernel_or_skip():
         pytest.skip(_kernels.kernel_path())
 
 
-def run_pair(name, *, path, steps=30, amsgrad=False, eps=1e-8, seed=0, **options):
+def run_pair(name, *, path, steps=30, amsgrad=False, eps=1e-8, seed=0, device="cpu", **options):
     """The package optimizer (two groups, a cosine schedule) and the reference on the same
     gradients; the reference replays the lr each group had at each step."""
     gen = torch.Generator().manual_seed(seed)
     init = [[torch.randn(s, generator=gen, dtype=F64) for s in SHAPES] for _ in LRS]
-    params = [[t.clone().requires_grad_(True) for t in grp] for grp in init]
-    extra = {"foreach": True} if path == "foreach" else {}
-    if path == "single":
-        extra = {"foreach": False}
+    params = [[t.clone().to(device).requires_grad_(True) for t in grp] for grp in init]
+    extra = {"foreach": path == "foreach"} if path in ("foreach", "single") else {}
+    if path == "fused" and "fused" not in options:
+        extra = {"fused": True}
     opt = OPTIMIZERS.get(name).build(
         [{"params": p, "lr": lr, "weight_decay": wd} for p, lr, wd in zip(params, LRS, WDS)],
         lr=LRS[0], eps=eps, amsgrad=amsgrad, **extra, **options,
@@ -58,7 +58,7 @@ def run_pair(name, *, path, steps=30, amsgrad=False, eps=1e-8, seed=0, **options
         gs = [[torch.randn(p.shape, generator=gen, dtype=F64) * 0.1 for p in grp] for grp in params]
         for grp, ggrp in zip(params, gs):
             for p, g in zip(grp, ggrp):
-                p.grad = g.clone()
+                p.grad = g.to(device)
         lrs.append([g["lr"] for g in opt.param_groups])
         grads.append(gs)
         opt.step()
@@ -74,7 +74,7 @@ def reference(ref_name, recording, **kwargs):
 def assert_matches_reference(params, ref):
     for grp, rg in zip(params, ref.groups):
         for p, r in zip(grp, rg.params):
-            assert_close(p.detach(), r, rtol=1e-9, atol=1e-12)
+            assert_close(p.detach().cpu(), r, rtol=1e-9, atol=1e-12)
 
 
 def _expected_path(path, masked, eps):
@@ -484,3 +484,17 @@ def test_param_groups_put_normalized_layers_in_a_corrected_group():
         param_groups(model, 0.1, corrected_for="norm")
     # Without corrected_for nothing changes: no decay_convention key in any group.
     assert all("decay_convention" not in g for g in param_groups(model, 0.1, True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("path", ["foreach", "single", "fused"])
+@pytest.mark.parametrize(
+    "entry,ref_options",
+    [("AdamC", {"decay_convention": "corrected"}), ("CWD", {"cautious_decay": True}),
+     ("CAdamW", {"caution": True})],
+)  # fmt: skip
+def test_cuda_paths_match_reference(entry, ref_options, path):
+    """On CUDA (no C++ kernel there) AdamC takes torch's kernels, the masked rules the masked
+    torch path; each is exact against the float64 reference."""
+    _, params, recording = run_pair(entry, path=path, device="cuda")
+    assert_matches_reference(params, reference("AdamW", recording, **ref_options))
