@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from scalefree.errors import UsageError
-from scalefree.optim.adam_family import DECAY_CONVENTIONS
-from scalefree.optim.registry import accepted_options
+from scalefree.optim import OPTIMIZERS
+from scalefree.optim.adam_family import DECAY_CONVENTIONS, AdamW
+from scalefree.optim.registry import OptimizerEntry, accepted_options
 from scalefree.train.config import RunConfig
 from scalefree.train.trainer import make_optimizer, resolved_weight_decay, train
 from tests.reference.decay_rules import weight_decay_for_timescale
@@ -127,3 +128,32 @@ def test_a_run_records_the_timescale_and_the_lambda_it_gave(tmp_path):
     expected = weight_decay_for_timescale(2.0, n, 1e-3, "lr")
     assert saved["env"]["weight_decay_resolved"] == pytest.approx(expected, rel=1e-12)
     assert saved["weight_decay"] == 0.0
+
+
+class _CorrectedAdamW(AdamW):
+    """An entry that fixes its own convention in its class, as AdamC may fix "corrected" (a
+    class default differing from the family's "lr" and from RunConfig's "schedule")."""
+
+    def __init__(self, params, lr=1e-3, weight_decay=1e-2, *, decay_convention="corrected", **kw):
+        super().__init__(params, lr, weight_decay=weight_decay, decay_convention=decay_convention, **kw)
+
+
+@pytest.mark.parametrize(
+    "entry, convention",
+    [
+        (OptimizerEntry("ToyOwnConv", AdamW, "defaults", defaults={"decay_convention": "lr"},
+                        options={"decay_convention"}, adam_family=True), "lr"),
+        pytest.param(
+            OptimizerEntry("ToyOwnConv", _CorrectedAdamW, "subclass",
+                           options={"decay_convention"}, adam_family=True), "corrected",
+            marks=pytest.mark.skipif("corrected" not in DECAY_CONVENTIONS, reason="not merged"),
+        ),
+    ],
+)  # fmt: skip
+def test_an_entrys_own_convention_stands_and_sets_the_timescales_lambda(entry, convention):
+    with OPTIMIZERS.registered(entry):
+        config = RunConfig(**(BASE | {"optim_method": "ToyOwnConv"}), decay_timescale=10.0)
+        opt = make_optimizer(config, torch.nn.Linear(2, 2), 100)
+        assert opt.param_groups[0]["decay_convention"] == convention
+        expected = weight_decay_for_timescale(10.0, 100, 1e-3, convention)
+        assert opt.param_groups[0]["weight_decay"] == pytest.approx(expected, rel=1e-12)
