@@ -135,7 +135,9 @@ class _CorrectedAdamW(AdamW):
     class default differing from the family's "lr" and from RunConfig's "schedule")."""
 
     def __init__(self, params, lr=1e-3, weight_decay=1e-2, *, decay_convention="corrected", **kw):
-        super().__init__(params, lr, weight_decay=weight_decay, decay_convention=decay_convention, **kw)
+        super().__init__(
+            params, lr, weight_decay=weight_decay, decay_convention=decay_convention, **kw
+        )
 
 
 @pytest.mark.parametrize(
