@@ -32,6 +32,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarForm
 from scalefree.errors import UsageError
 from scalefree.optim.registry import OPTIMIZERS
 from scalefree.rundir import DIVERGED_ERROR, RunRecord
+from scalefree.rundir.summary import TIMESCALE_AXIS
 from scalefree.train.config import fmt_num
 from scalefree.train.stats import QUANTITIES, UpdateStats, iqr_log2, load_stats
 
@@ -61,8 +62,16 @@ class NothingToPlot(UsageError):
     """The runs do not contain what a figure needs (the message names what and how to fix it)."""
 
 
+# Methods with switches of their rule (``AdamW+CWD``; rundir.summary.method_label) are not
+# registry entries: they take the colour of their last switch, so they differ from the optimizer
+# they are built on.
+SWITCH_COLORS = {"CWD": "darkorange", "Caution": "teal"}
+
+
 def method_color(method: str) -> str:
-    return METHOD_COLORS.get(method, "tab:gray")
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return SWITCH_COLORS.get(method.rpartition("+")[2], "tab:gray")
 
 
 def one_group(runs: Sequence[RunRecord] | GroupSummary) -> GroupSummary:
@@ -120,6 +129,14 @@ def tick_labels(values: Sequence[float]) -> tuple[list[str], str]:
         return labels, f" (×{fmt_num(scale)})"
     sci = ["0" if v == 0 else np.format_float_scientific(v, trim="-", exp_digits=1) for v in values]
     return sci, ""
+
+
+def _decay_ticks(g: MethodGrid) -> tuple[list[str], str]:
+    """The decay axis's tick labels: weight decays like the paper's (a power of ten factored
+    out); timescales in epochs as they are typed (10, 50, 200), which need no factor."""
+    if g.decay_axis is TIMESCALE_AXIS:
+        return [fmt_num(v) for v in g.weight_decays], ""
+    return tick_labels(g.weight_decays)
 
 
 def _heatmap_norm(grids: Sequence[MethodGrid], verdict: Verdict) -> Normalize:
@@ -244,17 +261,17 @@ def _heatmap_panel(ax, g: MethodGrid, norm: Normalize, cmap, fontsize: float, me
                 gid="best",
             )
         )
-    (e_labels, e_unit), (w_labels, w_unit) = tick_labels(g.eta0s), tick_labels(g.weight_decays)
+    (e_labels, e_unit), (w_labels, w_unit) = tick_labels(g.eta0s), _decay_ticks(g)
     ax.set_yticks(range(len(g.eta0s)), e_labels)
     ax.set_xticks(range(len(g.weight_decays)), w_labels)
     ax.set_ylabel(f"Initial step size η0{e_unit}")
-    ax.set_xlabel(f"Weight decay λ{w_unit}")
+    ax.set_xlabel(f"{g.decay_axis.label}{w_unit}")
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
     b = g.best
     sub = (
-        f"best {b.mean:.4f}\n(η0={fmt_num(b.eta0)}, λ={fmt_num(b.weight_decay)})"
+        f"best {b.mean:.4f}\n(η0={fmt_num(b.eta0)}, {g.decay_axis.symbol}={fmt_num(b.weight_decay)})"
         if b
         else "no finished run"
     )
@@ -381,7 +398,8 @@ def curves(
     for c in data:
         color = method_color(c.method)
         label = (
-            f"{c.method} (η0={fmt_num(c.cell.eta0)}, λ={fmt_num(c.cell.weight_decay)}"
+            f"{c.method} (η0={fmt_num(c.cell.eta0)}, "
+            f"{summary.decay_axis.symbol}={fmt_num(c.cell.weight_decay)}"
             f"{', n=' + str(c.cell.n) if c.cell.n > 1 else ''})"
         )
         style = dict(color=color, label=label, lw=1.6)
@@ -610,7 +628,8 @@ def histogram(
         ax.set_xlim(edges[0], edges[-1])
         ax.set_xlabel("Order of magnitude (power of 2)")
         ax.set_title(
-            f"{p.method} (η0={fmt_num(p.cell.eta0)}, λ={fmt_num(p.cell.weight_decay)}, "
+            f"{p.method} (η0={fmt_num(p.cell.eta0)}, "
+            f"{summary.decay_axis.symbol}={fmt_num(p.cell.weight_decay)}, "
             f"seed {p.run.get('seed', 0)})",
             fontsize=9.5,
         )

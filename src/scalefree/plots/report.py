@@ -208,7 +208,7 @@ def _group_blocks(s: GroupSummary, fig_dir: Path, out: Path) -> list[Block]:
     if note:
         blocks.append(Block("note", note))
 
-    blocks.append(Block("h3", "Final test error over η0 × weight decay"))
+    blocks.append(Block("h3", f"Final test error over η0 × {s.decay_axis.column}"))
     blocks += _figure_blocks(
         lambda p: figures.heatmap(s, p),
         fig_dir / f"{slug}_heatmap.png",
@@ -233,7 +233,8 @@ def _group_blocks(s: GroupSummary, fig_dir: Path, out: Path) -> list[Block]:
     grids: list[Block] = []
     for method, g in s.grids.items():
         h, r = grid_table(g)
-        grids.append(Block("p", f"{method} (rows η0, columns weight decay; best in bold):"))
+        column = g.decay_axis.column
+        grids.append(Block("p", f"{method} (rows η0, columns {column}; best in bold):"))
         grids.append(Block("table", header=h, rows=r))
     blocks.append(Block("details", "All settings (mean ± std over seeds)", children=grids))
     return blocks

@@ -40,21 +40,47 @@ import numpy as np
 from scalefree.io import atomic_write_text
 from scalefree.optim.registry import OPTIMIZERS
 from scalefree.rundir import DIVERGED_ERROR, RunRecord
-from scalefree.rundir.summary import Edge, best_point, extendable_edges, seed_mean, seed_std
+from scalefree.rundir.summary import (
+    WEIGHT_DECAY_AXIS,
+    DecayAxis,
+    Edge,
+    best_point,
+    decay_axis,
+    decay_value,
+    extendable_edges,
+    method_label,
+    seed_mean,
+    seed_std,
+)
 from scalefree.train.config import EXECUTION_FIELDS, RunConfig, config_fields, fmt_num
 
 # Methods in the order the paper shows them (AdamL2 left of AdamW), read live from the optimizer
 # registry's entries; unregistered names follow alphabetically.
 METHOD_ORDER = OPTIMIZERS.plot_order()
-# Settings that are the axes of a sweep or are averaged over, hence never split a group.
-_SWEPT = frozenset({"optim_method", "eta0", "weight_decay", "seed", "init_seed"})
+# Settings that are the axes of a sweep or are averaged over, hence never split a group; the
+# switches of a method's rule (cautious_decay, caution) are part of its method label instead
+# (rundir.summary.method_label), and a decay timescale is the decay axis's value.
+_SWEPT = frozenset(
+    {
+        "optim_method",
+        "eta0",
+        "weight_decay",
+        "decay_timescale",
+        "cautious_decay",
+        "caution",
+        "seed",
+        "init_seed",
+    }
+)
 _BASE = ("dataset", "model", "batch_norm")
 _DEFAULTS = RunConfig().to_dict()
 _FIELDS = tuple(f.name for f in config_fields())
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+    """Registry order; a method with switches (``AdamW+CWD``) right after its optimizer."""
+    base = method.partition("+")[0]
+    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), method)
 
 
 def _hashable(value: Any) -> Any:
@@ -121,8 +147,12 @@ def group_runs(runs: Iterable[RunRecord]) -> dict[GroupKey, list[RunRecord]]:
         varying = [
             f for f in candidates if len({_hashable(r.get(f, _DEFAULTS[f])) for r in members}) > 1
         ]
+        # Grids on different decay axes (weight decay, timescale) are different experiments.
+        axis_varies = len({decay_axis(r.config).field for r in members}) > 1
         for r in members:
             extra = tuple((f, _hashable(r.get(f, _DEFAULTS[f]))) for f in varying)
+            if axis_varies:
+                extra += (("decay_axis", decay_axis(r.config).field),)
             key = GroupKey(str(dataset), str(model), bool(bn), extra)
             groups.setdefault(key, []).append(r)
     return dict(sorted(groups.items(), key=lambda kv: _group_sort_key(kv[0])))
@@ -134,7 +164,9 @@ def _group_sort_key(key: GroupKey) -> tuple:
 
 @dataclass(frozen=True, eq=False)
 class Cell:
-    """One grid point of one method: every seed run at (eta0, weight decay)."""
+    """One grid point of one method: every seed run at (eta0, weight decay). On a timescale
+    grid (:attr:`MethodGrid.decay_axis`), ``weight_decay`` holds the decay timescale in epochs:
+    the value on the grid's decay axis."""
 
     method: str
     eta0: float
@@ -184,12 +216,16 @@ class Cell:
 
 @dataclass(frozen=True)
 class MethodGrid:
-    """A method's eta0 x weight-decay grid (rows eta0 ascending, columns weight decay ascending)."""
+    """A method's eta0 x weight-decay grid (rows eta0 ascending, columns weight decay ascending).
+
+    ``decay_axis`` says what the columns are: the weight decay, or the decay timescale in epochs
+    (``weight_decays`` then holds timescales; :func:`scalefree.rundir.summary.decay_axis`)."""
 
     method: str
     eta0s: tuple[float, ...]
     weight_decays: tuple[float, ...]
     cells: dict[tuple[float, float], Cell]
+    decay_axis: DecayAxis = WEIGHT_DECAY_AXIS
 
     def cell(self, eta0: float, weight_decay: float) -> Cell | None:
         return self.cells.get((eta0, weight_decay))
@@ -226,7 +262,8 @@ class MethodGrid:
         b = self.best
         if b is None:
             return ()
-        return extendable_edges((b.eta0, b.weight_decay), self.eta0s, self.weight_decays)
+        point = (b.eta0, b.weight_decay)
+        return extendable_edges(point, self.eta0s, self.weight_decays, self.decay_axis)
 
     @property
     def best_on_boundary(self) -> bool:
@@ -247,6 +284,11 @@ class GroupSummary:
         return tuple(self.grids)
 
     @property
+    def decay_axis(self) -> DecayAxis:
+        """The decay axis of the group's grids (one per group: group_runs splits on it)."""
+        return next(iter(self.grids.values())).decay_axis if self.grids else WEIGHT_DECAY_AXIS
+
+    @property
     def n_incomplete(self) -> int:
         return sum(r.status == "incomplete" for r in self.runs)
 
@@ -260,8 +302,9 @@ class GroupSummary:
 def summarize_group(key: GroupKey, runs: Sequence[RunRecord]) -> GroupSummary:
     by_setting: dict[tuple[str, float, float], list[RunRecord]] = {}
     for r in runs:
-        k = (str(r.get("optim_method")), float(r.get("eta0")), float(r.get("weight_decay")))
+        k = (method_label(r.config), float(r.get("eta0")), decay_value(r.config))
         by_setting.setdefault(k, []).append(r)
+    axis = decay_axis(runs[0].config) if runs else WEIGHT_DECAY_AXIS
     grids: dict[str, MethodGrid] = {}
     for method in sorted({k[0] for k in by_setting}, key=method_sort_key):
         cells = {}
@@ -281,6 +324,7 @@ def summarize_group(key: GroupKey, runs: Sequence[RunRecord]) -> GroupSummary:
             eta0s=tuple(sorted({e for e, _ in cells})),
             weight_decays=tuple(sorted({w for _, w in cells})),
             cells=cells,
+            decay_axis=axis,
         )
     return GroupSummary(key=key, runs=tuple(runs), grids=grids)
 
@@ -342,7 +386,7 @@ def cell_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
                     _row_head(s, method)
                     | {
                         "eta0": e,
-                        "weight_decay": w,
+                        g.decay_axis.field: w,
                         "mean_test_error": c.mean,
                         "std_test_error": c.std,
                         "n_runs": c.n,
@@ -366,7 +410,7 @@ def best_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
                 _row_head(s, method)
                 | {
                     "eta0": b.eta0 if b else math.nan,
-                    "weight_decay": b.weight_decay if b else math.nan,
+                    g.decay_axis.field: b.weight_decay if b else math.nan,
                     "mean_test_error": b.mean if b else math.nan,
                     "std_test_error": b.std if b else math.nan,
                     "n_runs": b.n if b else 0,
@@ -379,11 +423,14 @@ def best_rows(summaries: Sequence[GroupSummary]) -> list[dict[str, Any]]:
 
 
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """CSV text; NaN becomes an empty field so spreadsheets read it as missing."""
+    """CSV text; NaN becomes an empty field so spreadsheets read it as missing. The columns are
+    those of the first row, then any other row's new ones (a timescale grid's ``decay_timescale``
+    next to a weight-decay grid's ``weight_decay``), empty where a row has none."""
     buf = io.StringIO()
     if not rows:
         return ""
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    fieldnames = list(dict.fromkeys(k for r in rows for k in r))
+    w = csv.DictWriter(buf, fieldnames=fieldnames, restval="", lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow(
@@ -415,7 +462,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def best_table(summary: GroupSummary) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the best-setting table of one group (for Markdown and HTML)."""
-    header = ["method", "eta0", "weight decay", "test error (mean ± std)", "runs", "note"]
+    header = [
+        "method",
+        "eta0",
+        summary.decay_axis.column,
+        "test error (mean ± std)",
+        "runs",
+        "note",
+    ]
     rows = []
     for method, g in summary.grids.items():
         b = g.best
@@ -439,7 +493,7 @@ def best_table(summary: GroupSummary) -> tuple[list[str], list[list[str]]]:
 def grid_table(grid: MethodGrid) -> tuple[list[str], list[list[str]]]:
     """Header and rows of one method's grid: rows eta0, columns weight decay; best in bold."""
     best = grid.best
-    header = ["eta0 \\ weight decay"] + [fmt_num(w) for w in grid.weight_decays]
+    header = [f"eta0 \\ {grid.decay_axis.column}"] + [fmt_num(w) for w in grid.weight_decays]
     rows = []
     for e in grid.eta0s:
         row = [fmt_num(e)]
@@ -469,7 +523,8 @@ def summary_markdown(summaries: Sequence[GroupSummary]) -> str:
         out.append("### Best setting per method\n")
         out.append(markdown_table(*best_table(s)))
         for method, g in s.grids.items():
-            out.append(f"### {method}: test error over eta0 (rows) x weight decay (columns)\n")
+            column = g.decay_axis.column
+            out.append(f"### {method}: test error over eta0 (rows) x {column} (columns)\n")
             out.append(markdown_table(*grid_table(g)))
     return "\n".join(out)
 

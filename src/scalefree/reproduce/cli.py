@@ -184,10 +184,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "reproduce",
         help="reproduce a paper experiment: quadratic and adagrad-restart (no dataset), "
-        "fig2..fig6 (CIFAR sweeps + report)",
+        "fig2..fig6 (CIFAR sweeps + report), decay-rules (the weight-decay rules since 2022)",
         description="Reproduce a paper experiment. quadratic and adagrad-restart need no dataset: "
         "they print a table and a verdict and write JSON and PNG. fig2..fig6 run the paper's "
-        "learning-rate x weight-decay sweeps (scalefree sweep) and then write the report.",
+        "learning-rate x weight-decay sweeps (scalefree sweep), decay-rules a learning-rate x "
+        "decay-timescale sweep of the weight-decay rules since 2022; then they write the report.",
     )
     sub = parser.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(parser))
     for name, preset in PRESETS.items():

@@ -20,6 +20,22 @@ fig4       Figure 4: AdamL2 vs AdamW, ResNet110 without BN, loss x10 and x100
 fig5       Figure 5: AdamW vs AdamProx without BN: ResNet110 (300 epochs), DenseNetBC100 (100)
 fig6       Figure 6: AdamW vs AdamProxL2, ResNet110 without BN
 =========  =================================================================================
+
+One preset is not a figure of the paper but the experiment a user of the weight-decay rules
+proposed since 2022 would run first:
+
+===========  ===============================================================================
+decay-rules  AdamW vs AdamC vs AdamW+CWD vs CAdamW vs AdamProx, ResNet20 without BN on CIFAR10,
+             eta0 {5e-4, 1e-3, 5e-3} x decay timescale {10, 50, 100} epochs
+===========  ===============================================================================
+
+Its second axis is the decay timescale (Wang & Aitchison 2024), not lambda: the rules scale
+lambda differently (AdamC's s = lambda lr_t^2 / alpha), so equal lambdas are not comparable
+settings, while equal timescales are (each run's first step decays by 1 / (timescale x steps per
+epoch)). The paper's ResNet20 (no BN) AdamW setting, eta0 1e-3 and lambda 5e-5 per step, is a
+timescale of 1 / (5e-5 x 391) = 51 epochs on CIFAR-10: the grid's middle column. A method label
+with switches (``AdamW+CWD``: AdamW with --cautious-decay; :func:`scalefree.rundir.summary.
+method_settings`) is how a preset method carries options.
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scalefree.errors import UsageError
+from scalefree.rundir.summary import TIMESCALE_AXIS, WEIGHT_DECAY_AXIS, DecayAxis
 from scalefree.sweep.grid import (
     PAPER_ETA0S,
     PAPER_WEIGHT_DECAYS,
@@ -86,6 +103,7 @@ PRESET_OWN = frozenset(
         "optim_method",
         "eta0",
         "weight_decay",
+        "decay_timescale",
         "seed",
         "model",
         "batch_norm",
@@ -104,7 +122,10 @@ class FigurePreset:
     """One sweep preset of ``scalefree reproduce``: a grid per experiment, then the report.
 
     ``fixed`` holds the run settings the preset decides (not flags); every other RunConfig field
-    is a flag of the preset, generated like ``scalefree train``'s.
+    is a flag of the preset, generated like ``scalefree train``'s. ``methods`` are optimizer
+    names or method labels with switches (``AdamW+CWD``). The grid is ``eta0s`` x
+    ``decay_values`` on ``decay_axis`` (the paper's eta0 x weight decay unless a preset says
+    otherwise).
     """
 
     name: str
@@ -112,6 +133,9 @@ class FigurePreset:
     methods: tuple[str, ...]
     experiments: tuple[Experiment, ...]
     fixed: Mapping[str, Any] = field(default_factory=lambda: PAPER_RUN)
+    eta0s: tuple[float, ...] = PAPER_ETA0S
+    decay_values: tuple[float, ...] = PAPER_WEIGHT_DECAYS
+    decay_axis: DecayAxis = WEIGHT_DECAY_AXIS
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -201,6 +225,20 @@ FIGURES: dict[str, FigurePreset] = {
             ("AdamW", "AdamProxL2"),
             (Experiment("ResNet110", False),),
         ),
+        FigurePreset(
+            "decay-rules",
+            "weight-decay rules since 2022 side by side: AdamW, AdamC (corrected decay), "
+            "AdamW+CWD (cautious weight decay), CAdamW (cautious updates) and AdamProx on "
+            "ResNet20 without batch norm on CIFAR10, eta0 x decay timescale (epochs), update "
+            "statistics on, then the report",
+            ("AdamW", "AdamC", "AdamW+CWD", "CAdamW", "AdamProx"),
+            (Experiment("ResNet20", False),),
+            # the switches belong to the methods (AdamW+CWD), so they are not flags
+            fixed=MappingProxyType(dict(PAPER_RUN) | {"cautious_decay": False, "caution": False}),
+            eta0s=(5e-4, 1e-3, 5e-3),
+            decay_values=(10.0, 50.0, 100.0),
+            decay_axis=TIMESCALE_AXIS,
+        ),
     )
 }
 
@@ -225,11 +263,15 @@ def covering_values(base: Sequence[float], target: float) -> tuple[float, ...]:
     return tuple(sorted(values))
 
 
-def preset_axes(experiment: Experiment, method: str) -> Axes:
+def preset_axes(experiment: Experiment, method: str, preset: FigurePreset | None = None) -> Axes:
+    """A method's grid in one experiment: the preset's (the paper's by default), grown to cover
+    the method's reference setting."""
+    eta0s = PAPER_ETA0S if preset is None else preset.eta0s
+    values = PAPER_WEIGHT_DECAYS if preset is None else preset.decay_values
     ref = experiment.reference.get(method)
     if ref is None:
-        return Axes(PAPER_ETA0S, PAPER_WEIGHT_DECAYS)
-    return Axes(covering_values(PAPER_ETA0S, ref[0]), covering_values(PAPER_WEIGHT_DECAYS, ref[1]))
+        return Axes(eta0s, values)
+    return Axes(covering_values(eta0s, ref[0]), covering_values(values, ref[1]))
 
 
 def experiments_for(preset: FigurePreset, models: Sequence[str] | None) -> list[Experiment]:
@@ -269,8 +311,9 @@ def build_sweeps(preset: FigurePreset, args: argparse.Namespace) -> list[Sweep]:
     return [
         Sweep(
             experiment_config(preset, e, args, log_folder),
-            {m: preset_axes(e, m) for m in methods},
+            {m: preset_axes(e, m, preset) for m in methods},
             seeds,
+            preset.decay_axis,
         )
         for e in experiments_for(preset, args.models)
     ]

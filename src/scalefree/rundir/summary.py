@@ -33,6 +33,13 @@ live here, once:
    the largest or smallest value of its axis, where the paper extends the grid (Section 4). An
    axis with a single value is the user's fixed choice, not a searched range, and has no edge; a
    smallest value of 0 is not an edge (there is nothing below 0 to try).
+5. **The decay axis of a run** (:func:`decay_axis`): a grid's second axis is the weight decay
+   lambda, or, for runs that set ``decay_timescale`` (Wang & Aitchison 2024: lambda chosen so the
+   decay's EMA timescale is that many epochs), the timescale in epochs. Rules 3 and 4 read the
+   axis's value the same way (the smallest timescale is an edge, being > 0). **A run's method**
+   (:func:`method_label`) is its optimizer plus the switches that change its rule (``+CWD`` for
+   cautious weight decay, ``+Caution`` for update masking), so such runs get their own grid,
+   row and colour instead of being averaged into the plain optimizer's.
 
 Everything here is pure: no files are read, so the rules are unit-testable on made-up numbers.
 """
@@ -55,6 +62,68 @@ REL_TOL = 1e-9
 def same_value(a: float, b: float) -> bool:
     """Equal up to float noise (5e-4 typed and 5e-4 computed are one grid value)."""
     return a == b or abs(a - b) <= REL_TOL * max(abs(a), abs(b))
+
+
+# ------------------------------------------------------------------------------------ decay axis
+
+
+@dataclass(frozen=True)
+class DecayAxis:
+    """The second axis of a grid (rule 5): which RunConfig field it sweeps and how it is named.
+
+    ``name`` is the axis in edges and messages ("weight decay"), ``label`` the heatmap's axis
+    label, ``column`` the tables' header, ``symbol`` the letter in "best (eta0=..., λ=...)"."""
+
+    field: str
+    name: str
+    label: str
+    column: str
+    symbol: str
+
+
+WEIGHT_DECAY_AXIS = DecayAxis("weight_decay", "weight decay", "Weight decay λ", "weight decay", "λ")
+TIMESCALE_AXIS = DecayAxis(
+    "decay_timescale",
+    "decay timescale",
+    "Decay timescale (epochs)",
+    "decay timescale (epochs)",
+    "τ",
+)
+DECAY_AXES: dict[str, DecayAxis] = {a.field: a for a in (WEIGHT_DECAY_AXIS, TIMESCALE_AXIS)}
+# Switches of the optimizer's rule that make a run another method (rule 5), with their tag.
+METHOD_SWITCHES: tuple[tuple[str, str], ...] = (("cautious_decay", "CWD"), ("caution", "Caution"))
+
+
+def decay_axis(config: Mapping[str, Any]) -> DecayAxis:
+    """The decay axis of a run from its config (rule 5): the timescale when it set one."""
+    return TIMESCALE_AXIS if config.get("decay_timescale") is not None else WEIGHT_DECAY_AXIS
+
+
+def decay_value(config: Mapping[str, Any]) -> float:
+    """The run's value on its decay axis: lambda, or the timescale in epochs."""
+    return float(config.get(decay_axis(config).field) or 0.0)
+
+
+def method_label(config: Mapping[str, Any]) -> str:
+    """The method a run belongs to (rule 5): ``AdamW``, ``AdamW+CWD``, ``AdamW+Caution``."""
+    tags = [tag for key, tag in METHOD_SWITCHES if config.get(key)]
+    return "+".join([str(config.get("optim_method")), *tags])
+
+
+def method_settings(label: str) -> dict[str, Any]:
+    """The RunConfig settings of a method label (the inverse of :func:`method_label`):
+    ``AdamW+CWD`` -> ``{"optim_method": "AdamW", "cautious_decay": True}``. The optimizer name
+    is returned as given (the registry canonicalizes it); an unknown tag is a ValueError naming
+    the known ones."""
+    name, *tags = label.split("+")
+    out: dict[str, Any] = {"optim_method": name}
+    by_tag = {tag.lower(): key for key, tag in METHOD_SWITCHES}
+    for tag in tags:
+        if tag.lower() not in by_tag:
+            known = ", ".join(f"+{t}" for _, t in METHOD_SWITCHES)
+            raise ValueError(f"unknown method tag +{tag} in {label!r} (known: {known})")
+        out[by_tag[tag.lower()]] = True
+    return out
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -157,6 +226,7 @@ class Edge:
 
 
 def _axis_edge(axis: str, value: float, values: Sequence[float]) -> tuple[Edge, ...]:
+    # values > 0 throughout on a timescale axis, so its smallest value is an edge (rule 5)
     if len(values) < 2:  # a fixed value, not a searched range
         return ()
     top, bottom = max(values), min(values)
@@ -168,15 +238,28 @@ def _axis_edge(axis: str, value: float, values: Sequence[float]) -> tuple[Edge, 
 
 
 def extendable_edges(
-    point: tuple[float, float], eta0s: Sequence[float], weight_decays: Sequence[float]
+    point: tuple[float, float],
+    eta0s: Sequence[float],
+    weight_decays: Sequence[float],
+    axis: DecayAxis = WEIGHT_DECAY_AXIS,
 ) -> tuple[Edge, ...]:
-    """The edges (eta0's first, then weight decay's) of the grid ``eta0s`` x ``weight_decays``
-    on which ``point`` = (eta0, weight decay) lies; empty when it is interior (rule 4)."""
+    """The edges (eta0's first, then the decay axis's) of the grid ``eta0s`` x ``weight_decays``
+    on which ``point`` = (eta0, decay value) lies; empty when it is interior (rule 4). The
+    second axis is ``axis`` (weight decay, or the decay timescale: rule 5)."""
     eta0, wd = point
-    return _axis_edge("eta0", eta0, eta0s) + _axis_edge("weight decay", wd, weight_decays)
+    return _axis_edge("eta0", eta0, eta0s) + _axis_edge(axis.name, wd, weight_decays)
 
 
 __all__ = [
+    "DECAY_AXES",
+    "METHOD_SWITCHES",
+    "TIMESCALE_AXIS",
+    "WEIGHT_DECAY_AXIS",
+    "DecayAxis",
+    "decay_axis",
+    "decay_value",
+    "method_label",
+    "method_settings",
     "DIVERGED_ERROR",
     "REL_TOL",
     "Edge",

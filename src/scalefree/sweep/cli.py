@@ -5,7 +5,10 @@
         --weight-decay-vals 0 1e-5 5e-5 1e-4 5e-4 1e-3 --extend-boundary --workers 4
 
 Every ``scalefree train`` flag sets the runs' shared settings (``--optim-method``, ``--eta0``,
-``--weight-decay`` and ``--seed`` are replaced by the grid flags). Relaunching the same command is
+``--weight-decay``, ``--decay-timescale`` and ``--seed`` are replaced by the grid flags).
+``--decay-timescale-vals E1 E2 ...`` sweeps the decay timescale in epochs (Wang & Aitchison 2024)
+instead of the weight decay; the tables and heatmaps then show eta0 x timescale. A method may
+carry switches of its rule: ``--optim-methods AdamW AdamW+CWD`` (cautious weight decay). Relaunching the same command is
 safe and cheap: finished runs are skipped, interrupted ones resume from their checkpoint, runs
 another launch is training are left alone; ``--retry-failed`` reruns the failed ones.
 """
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scalefree.errors import UsageError
+from scalefree.rundir.summary import TIMESCALE_AXIS, WEIGHT_DECAY_AXIS
 from scalefree.sweep.executors import (
     EXECUTORS,
     Executor,
@@ -39,7 +43,7 @@ from scalefree.sweep.runner import SweepReport, run_sweeps
 from scalefree.train.cli import add_config_arguments, config_from_args
 
 # RunConfig fields the grid sets (and the trainer's progress display, off for parallel runs).
-GRID_FIELDS = ("optim_method", "eta0", "weight_decay", "seed", "progress")
+GRID_FIELDS = ("optim_method", "eta0", "weight_decay", "decay_timescale", "seed", "progress")
 DEFAULT_MAX_EXTENSIONS = 3
 
 
@@ -57,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         nargs="*",
         default=list(DEFAULT_METHODS),
         metavar="METHOD",
-        help="optimizers to sweep (default: %(default)s)",
+        help="optimizers to sweep, each optionally with switches of its rule: AdamW+CWD "
+        "(--cautious-decay), AdamW+Caution (--caution) (default: %(default)s)",
     )
     g.add_argument(
         "--eta0-vals",
@@ -67,13 +72,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="ETA0",
         help="initial step sizes (default: the paper's grid, %(default)s)",
     )
-    g.add_argument(
+    decay = g.add_mutually_exclusive_group()
+    decay.add_argument(
         "--weight-decay-vals",
         nargs="*",
         type=float,
         default=list(PAPER_WEIGHT_DECAYS),
         metavar="WD",
         help="weight decays (default: the paper's grid, %(default)s)",
+    )
+    decay.add_argument(
+        "--decay-timescale-vals",
+        nargs="*",
+        type=float,
+        default=None,
+        metavar="EPOCHS",
+        help="sweep the decay timescale in epochs (train's --decay-timescale) instead of the "
+        "weight decay; decoupled and proximal decay only",
     )
     g.add_argument(
         "--seeds",
@@ -309,9 +324,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _grid(args: argparse.Namespace) -> list[Sweep]:
     base = config_from_args(args, progress="none")  # parallel runs train silently
-    return [
-        make_sweep(base, args.optim_methods, args.eta0_vals, args.weight_decay_vals, args.seeds)
-    ]
+    if args.decay_timescale_vals is not None:
+        values, axis = args.decay_timescale_vals, TIMESCALE_AXIS
+    else:
+        values, axis = args.weight_decay_vals, WEIGHT_DECAY_AXIS
+    return [make_sweep(base, args.optim_methods, args.eta0_vals, values, args.seeds, axis)]
 
 
 def launch(

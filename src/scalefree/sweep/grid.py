@@ -39,9 +39,14 @@ from dataclasses import dataclass, field
 from scalefree.errors import UsageError
 from scalefree.rundir.summary import (
     REL_TOL,
+    TIMESCALE_AXIS,
+    WEIGHT_DECAY_AXIS,
+    DecayAxis,
     PointError,
     extendable_edges,
     mean_when_complete,
+    method_label,
+    method_settings,
     run_error,
     same_value,
 )
@@ -83,38 +88,38 @@ class Sweep:
 
     Every setting that is not swept (model, dataset, epochs, batch size, loss multiplier, ...)
     comes from ``base``; its ``optim_method``, ``eta0``, ``weight_decay`` and ``seed`` are ignored.
+    ``decay_axis`` says which setting the second axis sweeps: the weight decay, or the decay
+    timescale in epochs (then every run's weight decay is the base's 0). A method is an optimizer
+    name or a method label with switches (``AdamW+CWD``: :func:`~scalefree.rundir.summary.
+    method_settings`).
     """
 
     base: RunConfig
     axes: Mapping[str, Axes]
     seeds: tuple[int, ...] = (0,)
+    decay_axis: DecayAxis = WEIGHT_DECAY_AXIS
+
+    def config(self, method: str, eta0: float, decay: float, seed: int) -> RunConfig:
+        """The run of one method at (eta0, decay-axis value) with one seed."""
+        settings = method_settings(method) | {self.decay_axis.field: decay}
+        return self.base.replace(**settings, eta0=eta0, seed=seed)
 
     def configs(self) -> list[RunConfig]:
-        """One RunConfig per (method, eta0, weight decay, seed), in that nesting order."""
-        out = []
-        for method, ax in self.axes.items():
-            for eta0, wd in ax.points():
-                for seed in self.seeds:
-                    out.append(
-                        self.base.replace(
-                            optim_method=method, eta0=eta0, weight_decay=wd, seed=seed
-                        )
-                    )
-        return out
+        """One RunConfig per (method, eta0, decay value, seed), in that nesting order."""
+        return [
+            self.config(method, eta0, wd, seed)
+            for method, ax in self.axes.items()
+            for eta0, wd in ax.points()
+            for seed in self.seeds
+        ]
 
     def method_configs(self, method: str, points: Iterable[tuple[float, float]] | None = None):
         """The RunConfigs of one method, grouped by grid point: {(eta0, wd): [config per seed]}."""
         pts = self.axes[method].points() if points is None else points
-        return {
-            (e, w): [
-                self.base.replace(optim_method=method, eta0=e, weight_decay=w, seed=s)
-                for s in self.seeds
-            ]
-            for e, w in pts
-        }
+        return {(e, w): [self.config(method, e, w, s) for s in self.seeds] for e, w in pts}
 
     def with_axes(self, method: str, axes: Axes) -> Sweep:
-        return Sweep(self.base, {**self.axes, method: axes}, self.seeds)
+        return Sweep(self.base, {**self.axes, method: axes}, self.seeds, self.decay_axis)
 
     @property
     def label(self) -> str:
@@ -143,21 +148,32 @@ def make_sweep(
     eta0s: Sequence[float] = PAPER_ETA0S,
     weight_decays: Sequence[float] = PAPER_WEIGHT_DECAYS,
     seeds: Sequence[int] = (0,),
+    decay_axis: DecayAxis = WEIGHT_DECAY_AXIS,
 ) -> Sweep:
-    """A :class:`Sweep` with the same axes for every method; validates with flag-named errors."""
+    """A :class:`Sweep` with the same axes for every method; validates with flag-named errors.
+
+    With ``decay_axis=TIMESCALE_AXIS`` the ``weight_decays`` are decay timescales in epochs
+    (``--decay-timescale-vals``: positive)."""
     methods = validate_methods(methods)
     eta0s = validate_values("--eta0-vals", eta0s, allow_zero=False)
-    weight_decays = validate_values("--weight-decay-vals", weight_decays, allow_zero=True)
+    timescale = decay_axis is TIMESCALE_AXIS
+    flag = "--decay-timescale-vals" if timescale else "--weight-decay-vals"
+    weight_decays = validate_values(flag, weight_decays, allow_zero=not timescale)
     seeds = validate_seeds(seeds)
     axes = Axes(eta0s, weight_decays)
-    return Sweep(base, {m: axes for m in methods}, seeds)
+    sweep = Sweep(base, {m: axes for m in methods}, seeds, decay_axis)
+    if timescale:  # a method without a decay timescale (AdamL2) fails now, naming the flag
+        for method in methods:
+            sweep.config(method, eta0s[0], weight_decays[0], seeds[0])
+    return sweep
 
 
 # ------------------------------------------------------------------------------------ validation
 
 
 def validate_methods(methods: Sequence[str], flag: str = "--optim-methods") -> tuple[str, ...]:
-    """Canonical optimizer names, duplicates dropped (order kept)."""
+    """Canonical method labels (an optimizer name, optionally with switches: ``AdamW+CWD``),
+    duplicates dropped (order kept)."""
     from scalefree.optim import OPTIMIZERS
 
     if not methods:
@@ -165,9 +181,11 @@ def validate_methods(methods: Sequence[str], flag: str = "--optim-methods") -> t
     out: list[str] = []
     for name in methods:
         try:
-            canonical = OPTIMIZERS.canonical(name)
-        except UsageError as exc:
+            settings = method_settings(name)
+            settings["optim_method"] = OPTIMIZERS.canonical(settings["optim_method"])
+        except (UsageError, ValueError) as exc:
             raise UsageError(f"{flag}: {exc}") from None
+        canonical = method_label(settings)
         if canonical not in out:
             out.append(canonical)
     return tuple(out)
@@ -230,6 +248,7 @@ class Extension:
     weight_decays: tuple[float, ...] = ()
     edges: tuple[str, ...] = field(default=())
     best: tuple[float, float] | None = None  # (eta0, weight decay) of the best point
+    axis: DecayAxis = WEIGHT_DECAY_AXIS  # what ``weight_decays`` are (the sweep's decay axis)
 
     def __bool__(self) -> bool:
         return bool(self.eta0s or self.weight_decays)
@@ -247,8 +266,12 @@ def best_point(table: ErrorTable) -> tuple[float, float] | None:
     return None if best is None else (best.eta0, best.weight_decay)
 
 
-def boundary_extension(table: ErrorTable, axes: Axes) -> Extension:
+def boundary_extension(
+    table: ErrorTable, axes: Axes, axis: DecayAxis = WEIGHT_DECAY_AXIS
+) -> Extension:
     """Which edges of ``axes`` the best point of ``table`` lies on, and the values to add.
+    ``axis`` is the decay axis the second values are on (a timescale axis extends like weight
+    decay, 1-5 per decade, and its smallest value is an edge).
 
     Returns an empty (falsy) :class:`Extension` when the best point is interior, when nothing
     finished below the divergence error, or when the only edges it touches are not extendable
@@ -257,12 +280,13 @@ def boundary_extension(table: ErrorTable, axes: Axes) -> Extension:
     best = best_point(table)
     if best is None:
         return Extension()
-    edges = extendable_edges(best, axes.eta0s, axes.weight_decays)
+    edges = extendable_edges(best, axes.eta0s, axes.weight_decays, axis)
 
-    def beyond(axis: str) -> tuple[float, ...]:
-        return tuple(next_grid_value(x.value, up=x.up) for x in edges if x.axis == axis)
+    def beyond(name: str) -> tuple[float, ...]:
+        return tuple(next_grid_value(x.value, up=x.up) for x in edges if x.axis == name)
 
-    return Extension(beyond("eta0"), beyond("weight decay"), tuple(x.label for x in edges), best)
+    labels = tuple(x.label for x in edges)
+    return Extension(beyond("eta0"), beyond(axis.name), labels, best, axis)
 
 
 def missing_points(table: ErrorTable, axes: Axes) -> list[tuple[float, float]]:

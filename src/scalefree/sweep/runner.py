@@ -239,7 +239,9 @@ def _decide(sweep: Sweep, method: str) -> tuple[int, Extension]:
     axes = sweep.axes[method]
     table = result_table(sweep, method)
     missing = missing_points(table, axes)
-    return len(missing), Extension() if missing else boundary_extension(table, axes)
+    if missing:
+        return len(missing), Extension()
+    return 0, boundary_extension(table, axes, sweep.decay_axis)
 
 
 def _extend(report: SweepReport, info: Callable[[str], None], quiet: bool) -> list[RunConfig]:
@@ -268,9 +270,9 @@ def _extend(report: SweepReport, info: Callable[[str], None], quiet: bool) -> li
 def _extension_line(ext: Extension) -> str:
     e, w = ext.best  # type: ignore[misc]
     values = [f"eta0 {fmt_num(v)}" for v in ext.eta0s]
-    values += [f"weight decay {fmt_num(v)}" for v in ext.weight_decays]
+    values += [f"{ext.axis.name} {fmt_num(v)}" for v in ext.weight_decays]
     return (
-        f"best (eta0 {fmt_num(e)}, weight decay {fmt_num(w)}) lies on the "
+        f"best (eta0 {fmt_num(e)}, {ext.axis.name} {fmt_num(w)}) lies on the "
         f"{' and '.join(ext.edges)} edge -> adding {', '.join(values)}"
     )
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalefree.errors import UsageError
+from scalefree.optim.adam_family import DECAY_CONVENTIONS
 
 SCHEDULERS = ("None", "Cosine", "Step", "Exponential", "Polynomial")
 AMP_MODES = ("none", "bf16")
@@ -27,7 +28,8 @@ DEVICES = ("auto", "cpu", "cuda")
 CHANNELS_LAST = ("auto", "on", "off")
 # --compile: auto compiles where it pays for itself (scalefree.train.trainer.resolve_compile).
 COMPILE_MODES = ("auto", "on", "off")
-DECAY_CONVENTIONS = ("schedule", "lr")
+# DECAY_CONVENTIONS (imported above) are the optimizer's, one list in scalefree.optim.adam_family:
+# a convention added there is a choice of --decay-convention without an edit here.
 PROGRESS_MODES = ("auto", "bar", "plain", "none")
 # torch.manual_seed and torch.Generator.manual_seed take seeds in [0, 2**64 - 1] (numpy's
 # RandomState is never seeded from them: nothing in scalefree draws from numpy).
@@ -281,9 +283,35 @@ class RunConfig:
     )
     decay_convention: str = setting(
         "schedule",
-        "schedule: s = lambda*lr_t/lr_0 (paper); lr: s = lambda*lr_t (torch AdamW)",
+        "how lambda becomes the decay strength s of a step (lr_0 = --eta0, lr_t = the scheduled "
+        "lr): schedule: s = lambda*lr_t/lr_0 (paper); lr: s = lambda*lr_t (torch AdamW); "
+        "corrected: s = lambda*lr_t^2/lr_0 (AdamC, Defazio 2025)",
         choices=DECAY_CONVENTIONS,
         suffix=Suffix(lambda v: f"Decay_{v}", "schedule", 10),
+    )
+    # Passed to the optimizer only when set, so runs without them build the optimizer as before;
+    # an optimizer that does not take them refuses them (build_optimizer: a usage error).
+    cautious_decay: bool = setting(
+        False,
+        "cautious weight decay (Chen et al. 2025): decay only coordinates where the update and "
+        "the weight have the same sign",
+        suffix=Suffix(lambda v: "CWD", False, 22),
+    )
+    caution: bool = setting(
+        False,
+        "cautious update masking (Liang et al. 2024, C-AdamW): drop update coordinates whose "
+        "momentum and gradient disagree in sign",
+        suffix=Suffix(lambda v: "Caution", False, 24),
+    )
+    decay_timescale: float | None = setting(
+        None,
+        "set lambda so that the decay's EMA timescale 1/s_0 is EPOCHS epochs of this run's "
+        "optimizer steps (Wang & Aitchison 2024), s_0 the first step's strength in the active "
+        "--decay-convention; instead of --weight-decay; decoupled and proximal decay only "
+        "(default: unset, --weight-decay is lambda)",
+        check=POSITIVE,
+        suffix=Suffix(lambda v: f"Timescale_{fmt_num(v)}", None, 26),
+        cli={"metavar": "EPOCHS"},
     )
     amsgrad: bool = setting(
         False,
@@ -373,6 +401,8 @@ class RunConfig:
         _canonicalize(self)
         if self.synthetic_sizes is not None and self.dataset != "synthetic":
             raise UsageError("--synthetic-sizes applies only to --dataset synthetic")
+        if self.decay_timescale is not None:
+            _check_timescale(self)
 
     # ---------------------------------------------------------------- identity
     @property
@@ -486,6 +516,26 @@ def _canonicalize(c: RunConfig) -> None:
             object.__setattr__(c, name, registry.canonical(getattr(c, name)))
         except UsageError as exc:
             raise UsageError(f"{flag(name)}: {exc}") from None
+
+
+def _check_timescale(c: RunConfig) -> None:
+    """--decay-timescale sets lambda: a second lambda is a contradiction, and a rule whose
+    lambda enters the gradient (AdamL2, the torch baselines' L2 term) has no decay timescale."""
+    if c.weight_decay != 0:
+        raise UsageError(
+            f"--decay-timescale sets the weight decay, so --weight-decay {fmt_num(c.weight_decay)} "
+            "contradicts it: give one of --weight-decay and --decay-timescale"
+        )
+    from scalefree.optim.registry import OPTIMIZERS
+
+    entry = OPTIMIZERS.get(c.optim_method)
+    if not (entry.adam_family and not getattr(entry.factory, "decay_in_gradient", True)):
+        takers = [e.name for e in OPTIMIZERS if e.adam_family and not e.factory.decay_in_gradient]
+        raise UsageError(
+            f"--decay-timescale needs decoupled or proximal weight decay, and {c.optim_method}'s "
+            f"lambda is an L2 term in the gradient (no decay timescale): use --weight-decay, or "
+            f"one of {', '.join(takers)}"
+        )
 
 
 def config_fields() -> tuple[dataclasses.Field, ...]:
