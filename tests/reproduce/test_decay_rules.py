@@ -1,37 +1,18 @@
-"""`scalefree reproduce decay-rules`: the weight-decay rules since 2022 on one lr x timescale grid.
-
-Until the optimizer side (AdamC, CAdamW) is registered, the tests register stand-ins for the
-duration of a test: a dry run builds configs but no optimizer, so what is checked here (the runs
-the preset lists, their settings) does not depend on how the rules compute.
-"""
+"""`scalefree reproduce decay-rules`: the weight-decay rules since 2022 on one lr x timescale grid,
+each rule by its registry entry (AdamC, CWD, CAdamW)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 import pytest
 
 from scalefree.cli import main
-from scalefree.optim import OPTIMIZERS
-from scalefree.optim import adam_family as af
-from scalefree.optim.registry import OptimizerEntry
 from scalefree.reproduce.figures import FIGURES, build_sweeps
 from scalefree.rundir.summary import TIMESCALE_AXIS
 from tests.fakeruns import STEPS_PER_EPOCH
 
 PRESET = FIGURES["decay-rules"]
-
-
-@pytest.fixture
-def rules():
-    """AdamC and CAdamW as registered by the optimizer side, or stand-ins while they are not."""
-    with contextlib.ExitStack() as stack:
-        for name in ("AdamC", "CAdamW"):
-            if name not in OPTIMIZERS:
-                entry = OptimizerEntry(name, af.AdamW, "stand-in", adam_family=True)
-                stack.enter_context(OPTIMIZERS.registered(entry))
-        yield
 
 
 def _args(tmp_path, *extra: str) -> argparse.Namespace:
@@ -48,26 +29,25 @@ def test_the_seed000_adamw_setting_lies_inside_the_timescale_grid():
     assert PRESET.decay_axis is TIMESCALE_AXIS
 
 
-def test_dry_run_lists_every_method_on_the_lr_x_timescale_grid(rules, tmp_path, capsys):
+def test_dry_run_lists_every_method_on_the_lr_x_timescale_grid(tmp_path, capsys):
     code = main(["reproduce", "decay-rules", "--dry-run", "--log-folder", str(tmp_path),
                  "--dataroot", str(tmp_path / "data")])  # fmt: skip
     assert code == 0
     names = capsys.readouterr().out.splitlines()
     assert len(names) == 5 * 3 * 3 == len(set(names))
     assert all(n.startswith("CIFAR10_ResNet20_NoBN_") and "_WD_0_" in n for n in names)
-    for method in ("AdamW", "AdamC", "CAdamW", "AdamProx"):
-        assert sum(f"_{method}_Eta0_" in n and "_CWD_" not in n for n in names) == 9, method
-    assert sum("_AdamW_Eta0_" in n and "_CWD_" in n for n in names) == 9
+    for method in ("AdamW", "AdamC", "CWD", "CAdamW", "AdamProx"):
+        assert sum(f"_{method}_Eta0_" in n for n in names) == 9, method
     assert {n.split("_Timescale_")[1].split("_")[0] for n in names} == {"10", "50", "100"}
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
 
 
-def test_the_runs_carry_their_methods_switches_and_record_statistics(rules, tmp_path):
+def test_the_runs_carry_their_methods_switches_and_record_statistics(tmp_path):
     [sweep] = build_sweeps(PRESET, _args(tmp_path))
     configs = sweep.configs()
-    cwd = [c for c in configs if c.cautious_decay]
-    assert len(cwd) == 9 and {c.optim_method for c in cwd} == {"AdamW"}
-    assert not any(c.caution for c in configs)  # CAdamW is its own entry, not a switch here
+    assert sum(c.optim_method == "CWD" for c in configs) == 9
+    # each rule is its registry entry here, not a switch on AdamW
+    assert not any(c.caution or c.cautious_decay for c in configs)
     assert all(c.store_stats and c.weight_decay == 0 and c.decay_timescale for c in configs)
     assert {c.dataroot for c in build_sweeps(PRESET, _args(tmp_path, "--dataroot", "d"))[0].
             configs()} == {"d"}  # fmt: skip

@@ -73,7 +73,7 @@ def test_lambda_matches_the_closed_form_and_reaches_the_optimizer(convention, me
     expected = weight_decay_for_timescale(epochs, n, eta0, convention)
     assert resolved_weight_decay(config, n) == pytest.approx(expected, rel=1e-12)
     # the first step's strength is 1 / (E N) whatever the convention
-    factor = {"schedule": 1 / eta0, "lr": 1.0, "corrected": eta0}[convention]
+    factor = {"schedule": 1 / eta0, "lr": 1.0, "corrected": 1.0}[convention]  # s_0 / (lambda eta0)
     assert expected * eta0 * factor == pytest.approx(1 / (epochs * n), rel=1e-12)
     model = torch.nn.Linear(3, 2)
     opt = make_optimizer(config, model, n)
@@ -89,7 +89,8 @@ def test_make_optimizer_without_steps_per_epoch_cannot_resolve_a_timescale():
 def test_baseline_options_unchanged_without_the_switches():
     opt = make_optimizer(RunConfig(**BASE, weight_decay=1e-4), torch.nn.Linear(2, 2))
     assert opt.param_groups[0]["weight_decay"] == 1e-4
-    assert "caution" not in opt.param_groups[0] and "cautious_decay" not in opt.param_groups[0]
+    # the switches are group options of the family, off unless asked for
+    assert opt.param_groups[0]["caution"] is False and opt.param_groups[0]["cautious_decay"] is False
 
 
 def test_switches_on_an_optimizer_without_them_are_usage_errors():

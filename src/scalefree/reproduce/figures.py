@@ -25,7 +25,7 @@ One preset is not a figure of the paper but the experiment a user of the weight-
 proposed since 2022 would run first:
 
 ===========  ===============================================================================
-decay-rules  AdamW vs AdamC vs AdamW+CWD vs CAdamW vs AdamProx, ResNet20 without BN on CIFAR10,
+decay-rules  AdamW vs AdamC vs CWD vs CAdamW vs AdamProx, ResNet20 without BN on CIFAR10,
              eta0 {5e-4, 1e-3, 5e-3} x decay timescale {10, 50, 100} epochs
 ===========  ===============================================================================
 
@@ -228,10 +228,10 @@ FIGURES: dict[str, FigurePreset] = {
         FigurePreset(
             "decay-rules",
             "weight-decay rules since 2022 side by side: AdamW, AdamC (corrected decay), "
-            "AdamW+CWD (cautious weight decay), CAdamW (cautious updates) and AdamProx on "
+            "CWD (cautious weight decay), CAdamW (cautious updates) and AdamProx on "
             "ResNet20 without batch norm on CIFAR10, eta0 x decay timescale (epochs), update "
             "statistics on, then the report",
-            ("AdamW", "AdamC", "AdamW+CWD", "CAdamW", "AdamProx"),
+            ("AdamW", "AdamC", "CWD", "CAdamW", "AdamProx"),
             (Experiment("ResNet20", False),),
             # the switches belong to the methods (AdamW+CWD), so they are not flags
             fixed=MappingProxyType(dict(PAPER_RUN) | {"cautious_decay": False, "caution": False}),
