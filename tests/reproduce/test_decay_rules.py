@@ -49,6 +49,8 @@ def test_the_runs_carry_their_methods_switches_and_record_statistics(tmp_path):
     # each rule is its registry entry here, not a switch on AdamW
     assert not any(c.caution or c.cautious_decay for c in configs)
     assert all(c.store_stats and c.weight_decay == 0 and c.decay_timescale for c in configs)
+    # AdamC differs from AdamW only while the lr changes: the preset decays it
+    assert {c.scheduler for c in configs} == {"Cosine"}
     assert {c.dataroot for c in build_sweeps(PRESET, _args(tmp_path, "--dataroot", "d"))[0].
             configs()} == {"d"}  # fmt: skip
 

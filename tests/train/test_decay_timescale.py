@@ -90,7 +90,9 @@ def test_baseline_options_unchanged_without_the_switches():
     opt = make_optimizer(RunConfig(**BASE, weight_decay=1e-4), torch.nn.Linear(2, 2))
     assert opt.param_groups[0]["weight_decay"] == 1e-4
     # the switches are group options of the family, off unless asked for
-    assert opt.param_groups[0]["caution"] is False and opt.param_groups[0]["cautious_decay"] is False
+    assert (
+        opt.param_groups[0]["caution"] is False and opt.param_groups[0]["cautious_decay"] is False
+    )
 
 
 def test_switches_on_an_optimizer_without_them_are_usage_errors():

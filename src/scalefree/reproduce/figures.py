@@ -233,8 +233,13 @@ FIGURES: dict[str, FigurePreset] = {
             "statistics on, then the report",
             ("AdamW", "AdamC", "CWD", "CAdamW", "AdamProx"),
             (Experiment("ResNet20", False),),
-            # the switches belong to the methods (AdamW+CWD), so they are not flags
-            fixed=MappingProxyType(dict(PAPER_RUN) | {"cautious_decay": False, "caution": False}),
+            # A cosine schedule: with a constant lr, the corrected decay (lambda lr_t^2 / alpha) is
+            # the lr convention's, so at equal timescales AdamC would be AdamW step for step (a
+            # constant-lr CPU run showed identical errors); the rules differ as the lr decays. The
+            # rules are the methods' own (CWD, CAdamW), so the switches are not flags.
+            fixed=MappingProxyType(
+                dict(PAPER_RUN) | {"scheduler": "Cosine", "cautious_decay": False, "caution": False}
+            ),
             eta0s=(5e-4, 1e-3, 5e-3),
             decay_values=(10.0, 50.0, 100.0),
             decay_axis=TIMESCALE_AXIS,
