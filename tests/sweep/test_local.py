@@ -156,7 +156,18 @@ def test_ctrl_c_stops_the_workers_without_marking_runs_failed(tmp_path):
     long[long.index("--max-steps") + 1] = "100000"
     grid = ["--optim-methods", "AdamW", "--eta0-vals", "1e-3", "--weight-decay-vals", "0"]
     cmd = [sys.executable, "-m", "scalefree", "sweep", *long, *grid, "--log-folder", str(folder)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A child inherits an ignored SIGINT (POSIX: background jobs of a shell, and a test process
+    # after something in it ignored SIGINT), and Python then installs no KeyboardInterrupt
+    # handler: the launcher must start with SIGINT at its default, as in a terminal. In full
+    # fresh-clone CI runs the launcher ignored the SIGINT (its output stopped at the plan line)
+    # while the test alone passed: the inherited disposition, not the launcher.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 180  # generous: CI machines can be heavily loaded
         ckpts: list = []
