@@ -25,25 +25,13 @@ from scalefree.rundir import (
 from scalefree.train import checkpoint as ck
 from scalefree.train import trainer
 from scalefree.train.config import RunConfig
+from tests.helpers import synthetic_flags
 from tests.reliability.forge import assert_forgery_is_live, forge_checkpoint, forge_weights
 
 FLAGS = [
-    "--dataset", "synthetic", "--model", "ResNet20", "--no-batch-norm", "--batchsize", "32",
+    *synthetic_flags(64, 32), "--model", "ResNet20", "--no-batch-norm", "--batchsize", "32",
     "--device", "cpu", "--progress", "none", "--reproducible",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def small_synthetic(monkeypatch):
-    """64 training and 32 test images: two steps per epoch."""
-    real = trainer.load_data
-
-    def load(*args, **kwargs):
-        if args and args[0] == "synthetic":
-            kwargs["synthetic_sizes"] = (64, 32)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "load_data", load)
 
 
 def run(logs: Path, *extra: str, epochs: int = 2) -> int:
@@ -57,7 +45,7 @@ def run_dir(logs: Path) -> Path:
 
 def config(logs: Path, epochs: int = 2) -> RunConfig:
     return RunConfig(
-        dataset="synthetic", model="ResNet20", batch_norm=False, batchsize=32, device="cpu",
+        dataset="synthetic", synthetic_sizes=(64, 32), model="ResNet20", batch_norm=False, batchsize=32, device="cpu",
         train_epochs=epochs, log_folder=str(logs),
     )  # fmt: skip
 
@@ -274,4 +262,4 @@ def test_a_finite_explosion_is_diverged_with_the_reason(tmp_path, capsys):
 def test_the_divergence_factor_is_part_of_the_name_only_when_changed(tmp_path):
     base = config(tmp_path)
     assert "DivFactor" not in base.run_name()  # existing run directories keep their names
-    assert base.replace(divergence_factor=5.0).run_name().endswith("_DivFactor_5_Test")
+    assert base.replace(divergence_factor=5.0).run_name().endswith("_DivFactor_5_Synthetic_64_32_Test")

@@ -16,7 +16,7 @@ from scalefree.train import trainer as trainer_mod
 from scalefree.train.cli import config_from_args
 from scalefree.train.config import RunConfig
 from scalefree.train.trainer import COMPILE_MIN_STEPS, DistContext, evaluate, resolve_compile
-from tests.train.test_trainer import small_synthetic, tiny  # noqa: F401 - the fixture applies here
+from tests.train.test_trainer import tiny
 
 CPU = torch.device("cpu")
 

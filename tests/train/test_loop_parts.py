@@ -19,39 +19,14 @@ from scalefree.train.callbacks import PHASES, Callback, CallbackList, PhaseTimes
 from scalefree.train.config import RunConfig
 from scalefree.train.settings import process_settings
 from scalefree.train.stats import NUM_BINS, QUANTITIES, UpdateStatistics, load_stats
+from tests.helpers import tiny_run
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny(tmp_path: Path, **kw) -> RunConfig:
-    base = dict(
-        dataset="synthetic",
-        model="ResNet20",
-        batch_norm=False,
-        optim_method="AdamW",
-        eta0=1e-3,
-        weight_decay=1e-4,
-        train_epochs=2,
-        batchsize=64,
-        log_folder=str(tmp_path),
-        progress="none",
-        max_steps=3,
-        reproducible=True,
-    )
-    return RunConfig(**(base | kw))
-
-
-@pytest.fixture(autouse=True)
-def small_synthetic(monkeypatch):
-    """128 training and 32 test images: two steps of 64 per epoch."""
-    real = trainer_mod.load_data
-
-    def load(*args, **kwargs):
-        if args and args[0] == "synthetic":
-            kwargs["synthetic_sizes"] = (128, 32)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_mod, "load_data", load)
+    """128 training and 32 test images: two steps of 64 per epoch, 3 steps in all."""
+    return tiny_run(tmp_path, sizes=(128, 32), **({"max_steps": 3} | kw))
 
 
 class Recorder(Callback):

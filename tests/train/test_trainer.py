@@ -18,6 +18,7 @@ from scalefree.train.config import RunConfig
 from scalefree.train.stats import load_stats
 from scalefree.train.trainer import train
 from tests.data.cifar_fixture import make_fake_cifar
+from tests.helpers import synthetic_flags, tiny_run
 
 COMMANDS = [
     line
@@ -35,34 +36,8 @@ def fake_root(tmp_path_factory) -> Path:
 
 
 def tiny(tmp_path: Path, **kw) -> RunConfig:
-    base = dict(
-        dataset="synthetic",
-        model="ResNet20",
-        batch_norm=False,
-        optim_method="AdamW",
-        eta0=1e-3,
-        weight_decay=1e-4,
-        train_epochs=2,
-        batchsize=64,
-        log_folder=str(tmp_path),
-        progress="none",
-        max_steps=6,
-        reproducible=True,
-    )
-    return RunConfig(**(base | kw))
-
-
-@pytest.fixture(autouse=True)
-def small_synthetic(monkeypatch):
-    """Shrink the synthetic dataset for speed (256 train / 64 test images)."""
-    real = trainer_mod.load_data
-
-    def load(*args, **kwargs):
-        if args and args[0] == "synthetic":
-            kwargs["synthetic_sizes"] = (256, 64)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_mod, "load_data", load)
+    """256 training and 64 test images, 6 steps of 64."""
+    return tiny_run(tmp_path, **({"max_steps": 6} | kw))
 
 
 def test_reference_file_has_every_seed_command():
@@ -97,7 +72,7 @@ def test_run_directory_layout_and_contents(tmp_path):
     run = outcome.run_dir
     assert run.name == (
         "synthetic_ResNet20_NoBN_AdamW_Eta0_0.001_WD_0.0001_Scheduler_None_Loss_Mul_10"
-        "_Epoch_2_BatchSize_64_Seed_0_MaxSteps_6_Test"
+        "_Epoch_2_BatchSize_64_Seed_0_MaxSteps_6_Synthetic_256_64_Test"
     )
     assert {p.name for p in run.iterdir()} >= {
         "config.json",
@@ -211,8 +186,7 @@ def test_unwritable_log_folder_is_a_clear_error(tmp_path, capsys):
     code = main(
         [
             "train",
-            "--dataset",
-            "synthetic",
+            *synthetic_flags(),
             "--log-folder",
             str(blocker / "logs"),
             "--max-steps",
@@ -243,8 +217,7 @@ def test_bad_flags_exit_2_without_writing(tmp_path, capsys, argv, needle):
     code = main(
         [
             "train",
-            "--dataset",
-            "synthetic",
+            *synthetic_flags(),
             "--log-folder",
             str(logs),
             "--progress",
@@ -313,7 +286,7 @@ def test_validation_split_and_bf16(tmp_path):
     )
     cfg = json.loads((out.run_dir / "config.json").read_text())
     assert out.result["eval_split"] == "val" and cfg["env"]["eval_size"] == 64
-    assert out.run_dir.name.endswith("_AMP_bf16_MaxSteps_2_Val_0.25")
+    assert out.run_dir.name.endswith("_AMP_bf16_MaxSteps_2_Synthetic_256_64_Val_0.25")
 
 
 @pytest.mark.slow
