@@ -39,11 +39,13 @@ def _kernel_or_skip():
         pytest.skip(_kernels.kernel_path())
 
 
-def run_pair(name, *, path, steps=30, amsgrad=False, eps=1e-8, seed=0, device="cpu", **options):
+def run_pair(
+    name, *, path, steps=30, amsgrad=False, eps=1e-8, seed=0, device="cpu", shapes=SHAPES, **options
+):
     """The package optimizer (two groups, a cosine schedule) and the reference on the same
     gradients; the reference replays the lr each group had at each step."""
     gen = torch.Generator().manual_seed(seed)
-    init = [[torch.randn(s, generator=gen, dtype=F64) for s in SHAPES] for _ in LRS]
+    init = [[torch.randn(s, generator=gen, dtype=F64) for s in shapes] for _ in LRS]
     params = [[t.clone().to(device).requires_grad_(True) for t in grp] for grp in init]
     extra = {"foreach": path == "foreach"} if path in ("foreach", "single") else {}
     if path == "fused" and "fused" not in options:
@@ -85,12 +87,22 @@ def _expected_path(path, masked, eps):
     return "masked:" + (path if eps else "single")  # 0/0 := 0 is a per-tensor select
 
 
-def check(name, path, monkeypatch, *, ref_name=None, amsgrad=False, ref_options=None, **options):
+def check(
+    name,
+    path,
+    monkeypatch,
+    *,
+    ref_name=None,
+    amsgrad=False,
+    ref_options=None,
+    shapes=SHAPES,
+    **options,
+):
     if path == "one-pass":
         _kernel_or_skip()
     else:  # the pure-torch paths, as without a compiler
         monkeypatch.setenv("SCALEFREE_KERNELS", "0")
-    opt, params, recording = run_pair(name, path=path, amsgrad=amsgrad, **options)
+    opt, params, recording = run_pair(name, path=path, amsgrad=amsgrad, shapes=shapes, **options)
     masked = opt.param_groups[0]["caution"] or opt.param_groups[0]["cautious_decay"]
     assert opt.step_paths() == (_expected_path(path, masked, options.get("eps", 1e-8)),) * 2
     ref = reference(
@@ -111,6 +123,21 @@ def test_corrected_convention_matches_reference(name, amsgrad, path, monkeypatch
 )
 def test_caution_matches_reference(name, convention, amsgrad, path, monkeypatch):
     check(name, path, monkeypatch, amsgrad=amsgrad, decay_convention=convention, caution=True)
+
+
+# The kernel counts phi of a tensor up to 65,536 elements in the same visit as its step, and of a
+# larger one in a pass of its own: both kinds, with pieces split between two threads.
+@pytest.mark.parametrize("name", NAMES)
+def test_caution_on_small_and_large_tensors_matches_reference(name, monkeypatch):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        check(
+            name, "one-pass", monkeypatch, amsgrad=True, decay_convention="corrected",
+            caution=True, shapes=[(70_001,), (3, 4), (256, 257), (65_536,)],
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(

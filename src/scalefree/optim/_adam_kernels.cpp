@@ -9,8 +9,9 @@
 //
 // Two masks (options of every rule): caution (C-AdamW, Liang et al. 2024) scales u by
 // phi / max(mean(phi), 1e-3), phi = 1[m * g > 0] with m after this step's update, mean per tensor;
-// that mean must be known before any x is written, so a first pass (count_phi: reads g, m, and x
-// for L2 only; writes nothing) counts phi per tensor. cautious_decay (CWD, Chen et al. 2025)
+// that mean must be known before any x is written, so phi is counted first (count_phi: reads g, m,
+// and x for L2 only; writes nothing): for a small tensor by the thread that then steps it, while
+// its g and m are in cache; for a large one in a pass over all of them. cautious_decay (CWD, Chen et al. 2025)
 // applies the elementwise rule's decay or prox only where u * x >= 0: no extra pass.
 //
 // Arithmetic is in the parameters' dtype (float32 or float64), scalars are computed in double and
@@ -229,24 +230,37 @@ std::vector<double> sum_pieces(const std::vector<int64_t>& off, const Body& body
   return out;
 }
 
-// Caution's first pass: caution_scale = 1 / max(mean(phi), floor) for every tensor.
+// Tensors up to this many elements are counted and stepped by one thread in one visit, while their
+// g and m (512 KiB in float32) are still in its L2 cache: caution then reads them once from memory
+// instead of twice (28 instead of 36 B per parameter). Every tensor of the CIFAR ResNets is this
+// small (the largest, 64 x 64 x 3 x 3, has 36,864 elements). Larger ones take the two passes.
+constexpr int64_t kFusedCautionMax = 1 << 16;
+
+double caution_scale_of(double count, int64_t n, double floor) {
+  return 1.0 / std::max(count / static_cast<double>(n), floor);
+}
+
+template <typename T>
+double count_phi_of(const at::Tensor& p, const at::Tensor& g, const at::Tensor& m, int64_t lo,
+                    int64_t n, const Scalars& c, bool l2) {
+  auto f = l2 ? &count_phi<T, true> : &count_phi<T, false>;
+  return f(p.data_ptr<T>() + lo, g.data_ptr<T>() + lo, m.data_ptr<T>() + lo, n, c);
+}
+
+// Caution's first pass, over the tensors larger than kFusedCautionMax only:
+// caution_scale = 1 / max(mean(phi), floor).
 void caution_scales(std::vector<PerTensor>& pt, const std::vector<at::Tensor>& p,
                     const std::vector<at::Tensor>& g, const std::vector<at::Tensor>& m,
                     const std::vector<int64_t>& off, const Scalars& c, bool l2, double floor) {
   const bool dbl = p[0].scalar_type() == at::kDouble;
   const auto counts = sum_pieces(off, [&](size_t i, int64_t lo, int64_t hi) {
-    if (dbl) {
-      auto f = l2 ? &count_phi<double, true> : &count_phi<double, false>;
-      return f(p[i].data_ptr<double>() + lo, g[i].data_ptr<double>() + lo,
-               m[i].data_ptr<double>() + lo, hi - lo, c);
-    }
-    auto f = l2 ? &count_phi<float, true> : &count_phi<float, false>;
-    return f(p[i].data_ptr<float>() + lo, g[i].data_ptr<float>() + lo,
-             m[i].data_ptr<float>() + lo, hi - lo, c);
+    if (off[i + 1] - off[i] <= kFusedCautionMax) return 0.0;
+    return dbl ? count_phi_of<double>(p[i], g[i], m[i], lo, hi - lo, c, l2)
+               : count_phi_of<float>(p[i], g[i], m[i], lo, hi - lo, c, l2);
   });
   for (size_t i = 0; i < pt.size(); ++i) {
     const int64_t n = off[i + 1] - off[i];
-    if (n > 0) pt[i].caution_scale = 1.0 / std::max(counts[i] / static_cast<double>(n), floor);
+    if (n > kFusedCautionMax) pt[i].caution_scale = caution_scale_of(counts[i], n, floor);
   }
 }
 
@@ -266,17 +280,27 @@ py::object step(int variant, const std::vector<at::Tensor>& p, const std::vector
   const auto off = offsets_of(p);
   const bool dbl = p[0].scalar_type() == at::kDouble;
   const Flags flags{amsgrad, caution, cautious_decay};
+  const bool l2 = variant == kL2;
   const Fn fn = dbl ? pick_variant<double>(variant, flags) : pick_variant<float>(variant, flags);
   const size_t k = p.size(), es = dbl ? sizeof(double) : sizeof(float);
   const int nt = at::get_num_threads();
   std::vector<double> partial(static_cast<size_t>(nt) * k, 0.0);
   {
     py::gil_scoped_release nogil;
-    if (caution) caution_scales(pt, p, g, m, off, c, variant == kL2, caution_floor);
+    if (caution) caution_scales(pt, p, g, m, off, c, l2, caution_floor);
     for_each_piece(off, [&](size_t i, int64_t lo, int64_t hi) {
+      PerTensor q = pt[i];
+      const int64_t n = off[i + 1] - off[i];
+      if (caution && n <= kFusedCautionMax) {  // the thread holding its first element does it all
+        if (lo != 0) return;
+        hi = n;
+        const double count = dbl ? count_phi_of<double>(p[i], g[i], m[i], 0, n, c, l2)
+                                 : count_phi_of<float>(p[i], g[i], m[i], 0, n, c, l2);
+        q.caution_scale = caution_scale_of(count, n, caution_floor);
+      }
       auto at_ = [&](const at::Tensor& t) { return static_cast<char*>(t.data_ptr()) + lo * es; };
       void* vmax = amsgrad ? at_(vm[i]) : nullptr;
-      const double a = fn(at_(p[i]), at_(g[i]), at_(m[i]), at_(v[i]), vmax, hi - lo, c, pt[i]);
+      const double a = fn(at_(p[i]), at_(g[i]), at_(m[i]), at_(v[i]), vmax, hi - lo, c, q);
       partial[static_cast<size_t>(at::get_thread_num()) * k + i] += a;
     });
   }
