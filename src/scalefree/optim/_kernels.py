@@ -7,8 +7,10 @@ their elements between torch's threads, so a thousand small tensors cost one par
 AdamProxL2 needs the norm of y = x - u first: the pass writes y and sums y^2 per tensor, a second
 pass scales (36 bytes per parameter in all). The masks are flags of the same kernel:
 ``cautious_decay`` (CWD) costs nothing extra; ``caution`` (C-AdamW) needs mean(phi) per tensor
-before any x changes, so a first pass reads g and m (and x for AdamL2) to count phi (36 bytes per
-parameter in all). AdamC is the W kernel with another s.
+before any x changes, so g and m (and x for AdamL2) are read once more to count phi: for a tensor
+of up to 65,536 elements by the thread that then steps it, while they are in its cache (28 bytes
+per parameter from memory), for a larger one in a pass of its own (36 bytes). AdamC is the W
+kernel with another s.
 
 The kernel is ``_adam_kernels.cpp``, built on first use with torch.utils.cpp_extension (a C++
 compiler and ninja are needed; about 40 s on 2 cores) and cached by torch under
