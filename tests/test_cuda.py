@@ -14,47 +14,25 @@ import pytest
 import torch
 
 from scalefree.cli import main
-from scalefree.optim import OPTIMIZERS
 from scalefree.rundir import load_runs
 from tests.helpers import assert_close
+from tests.optim.test_decay_rules import LRS, WDS, run_pair
 from tests.reference.adam_family import run_reference
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-F64 = torch.float64
-SHAPES = [(4, 3), (5,), (2, 2, 3)]
-LRS, WDS = (1e-2, 3e-3), (0.05, 0.2)
 FAMILY = ("AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD")
 
 
-def _cuda_run(name, impl, steps=20, amsgrad=False):
-    """The optimizer on CUDA float64 (two groups, a cosine schedule) and its recording."""
-    gen = torch.Generator().manual_seed(0)
-    init = [[torch.randn(s, generator=gen, dtype=F64) for s in SHAPES] for _ in LRS]
-    params = [[t.clone().cuda().requires_grad_(True) for t in grp] for grp in init]
-    opt = OPTIMIZERS.get(name).build(
-        [{"params": p, "lr": lr, "weight_decay": wd} for p, lr, wd in zip(params, LRS, WDS)],
-        lr=LRS[0], amsgrad=amsgrad, decay_convention="schedule", **impl,
-    )  # fmt: skip
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    grads, lrs = [], []
-    for _ in range(steps):
-        gs = [[torch.randn(p.shape, generator=gen, dtype=F64) * 0.1 for p in grp] for grp in params]
-        for grp, ggrp in zip(params, gs):
-            for p, g in zip(grp, ggrp):
-                p.grad = g.cuda()
-        lrs.append([g["lr"] for g in opt.param_groups])
-        grads.append(gs)
-        opt.step()
-        sched.step()
-    return params, (init, grads, lrs)
-
-
 @pytest.mark.parametrize("amsgrad", [False, True])
-@pytest.mark.parametrize("impl", [{"foreach": True}, {"foreach": False}, {"fused": True}])
+@pytest.mark.parametrize("path", ["foreach", "single", "fused"])
 @pytest.mark.parametrize("name", FAMILY)
-def test_family_on_cuda_matches_the_float64_reference(name, impl, amsgrad):
-    params, (init, grads, lrs) = _cuda_run(name, impl, amsgrad=amsgrad)
+def test_family_on_cuda_matches_the_float64_reference(name, path, amsgrad):
+    """On CUDA float64 (two groups, a cosine schedule): torch's foreach, single-tensor and fused
+    kernels under each variant's decay."""
+    _, params, (init, grads, lrs) = run_pair(
+        name, path=path, steps=20, amsgrad=amsgrad, device="cuda", decay_convention="schedule"
+    )
     ref = run_reference(
         name, init, alphas=LRS, weight_decays=WDS, grads=grads, lrs=lrs, amsgrad=amsgrad,
         decay_convention="schedule",

@@ -45,8 +45,8 @@ def run_dir(logs: Path) -> Path:
 
 def config(logs: Path, epochs: int = 2) -> RunConfig:
     return RunConfig(
-        dataset="synthetic", synthetic_sizes=(64, 32), model="ResNet20", batch_norm=False, batchsize=32, device="cpu",
-        train_epochs=epochs, log_folder=str(logs),
+        dataset="synthetic", synthetic_sizes=(64, 32), model="ResNet20", batch_norm=False,
+        batchsize=32, device="cpu", train_epochs=epochs, log_folder=str(logs),
     )  # fmt: skip
 
 
@@ -262,4 +262,6 @@ def test_a_finite_explosion_is_diverged_with_the_reason(tmp_path, capsys):
 def test_the_divergence_factor_is_part_of_the_name_only_when_changed(tmp_path):
     base = config(tmp_path)
     assert "DivFactor" not in base.run_name()  # existing run directories keep their names
-    assert base.replace(divergence_factor=5.0).run_name().endswith("_DivFactor_5_Synthetic_64_32_Test")
+    assert (
+        base.replace(divergence_factor=5.0).run_name().endswith("_DivFactor_5_Synthetic_64_32_Test")
+    )

@@ -11,8 +11,9 @@
 // phi / max(mean(phi), 1e-3), phi = 1[m * g > 0] with m after this step's update, mean per tensor;
 // that mean must be known before any x is written, so phi is counted first (count_phi: reads g, m,
 // and x for L2 only; writes nothing): for a small tensor by the thread that then steps it, while
-// its g and m are in cache; for a large one in a pass over all of them. cautious_decay (CWD, Chen et al. 2025)
-// applies the elementwise rule's decay or prox only where u * x >= 0: no extra pass.
+// its g and m are in cache; for a large one in a pass over all of them. cautious_decay (CWD,
+// Chen et al. 2025) applies the elementwise rule's decay or prox only where u * x >= 0: no extra
+// pass.
 //
 // Arithmetic is in the parameters' dtype (float32 or float64), scalars are computed in double and
 // then rounded to it, as in torch's fused Adam. eps = 0 is exact: where D = 0 the Adam step is 0.
@@ -240,11 +241,15 @@ double caution_scale_of(double count, int64_t n, double floor) {
   return 1.0 / std::max(count / static_cast<double>(n), floor);
 }
 
-template <typename T>
+// count_phi over elements [lo, lo + n) of one tensor, in its dtype.
 double count_phi_of(const at::Tensor& p, const at::Tensor& g, const at::Tensor& m, int64_t lo,
                     int64_t n, const Scalars& c, bool l2) {
-  auto f = l2 ? &count_phi<T, true> : &count_phi<T, false>;
-  return f(p.data_ptr<T>() + lo, g.data_ptr<T>() + lo, m.data_ptr<T>() + lo, n, c);
+  if (p.scalar_type() == at::kDouble) {
+    auto f = l2 ? &count_phi<double, true> : &count_phi<double, false>;
+    return f(p.data_ptr<double>() + lo, g.data_ptr<double>() + lo, m.data_ptr<double>() + lo, n, c);
+  }
+  auto f = l2 ? &count_phi<float, true> : &count_phi<float, false>;
+  return f(p.data_ptr<float>() + lo, g.data_ptr<float>() + lo, m.data_ptr<float>() + lo, n, c);
 }
 
 // Caution's first pass, over the tensors larger than kFusedCautionMax only:
@@ -252,11 +257,9 @@ double count_phi_of(const at::Tensor& p, const at::Tensor& g, const at::Tensor& 
 void caution_scales(std::vector<PerTensor>& pt, const std::vector<at::Tensor>& p,
                     const std::vector<at::Tensor>& g, const std::vector<at::Tensor>& m,
                     const std::vector<int64_t>& off, const Scalars& c, bool l2, double floor) {
-  const bool dbl = p[0].scalar_type() == at::kDouble;
   const auto counts = sum_pieces(off, [&](size_t i, int64_t lo, int64_t hi) {
     if (off[i + 1] - off[i] <= kFusedCautionMax) return 0.0;
-    return dbl ? count_phi_of<double>(p[i], g[i], m[i], lo, hi - lo, c, l2)
-               : count_phi_of<float>(p[i], g[i], m[i], lo, hi - lo, c, l2);
+    return count_phi_of(p[i], g[i], m[i], lo, hi - lo, c, l2);
   });
   for (size_t i = 0; i < pt.size(); ++i) {
     const int64_t n = off[i + 1] - off[i];
@@ -294,9 +297,8 @@ py::object step(int variant, const std::vector<at::Tensor>& p, const std::vector
       if (caution && n <= kFusedCautionMax) {  // the thread holding its first element does it all
         if (lo != 0) return;
         hi = n;
-        const double count = dbl ? count_phi_of<double>(p[i], g[i], m[i], 0, n, c, l2)
-                                 : count_phi_of<float>(p[i], g[i], m[i], 0, n, c, l2);
-        q.caution_scale = caution_scale_of(count, n, caution_floor);
+        q.caution_scale = caution_scale_of(count_phi_of(p[i], g[i], m[i], 0, n, c, l2), n,
+                                           caution_floor);
       }
       auto at_ = [&](const at::Tensor& t) { return static_cast<char*>(t.data_ptr()) + lo * es; };
       void* vmax = amsgrad ? at_(vm[i]) : nullptr;
