@@ -6,6 +6,7 @@ from scalefree.data.download import download_cifar
 from scalefree.data.errors import DatasetError
 from scalefree.data.loader import (
     DATASETS,
+    IMAGE_SIZES,
     DataBundle,
     TrainBatches,
     apply_augment,
@@ -13,6 +14,7 @@ from scalefree.data.loader import (
     augment_params,
     channel_stats,
     dataset_num_classes,
+    downsample,
     eval_batches,
     load_data,
     normalize,
@@ -24,6 +26,7 @@ from scalefree.data.synthetic import make_synthetic
 __all__ = [
     "CIFAR_SPECS",
     "DATASETS",
+    "IMAGE_SIZES",
     "CifarSpec",
     "DataBundle",
     "DatasetError",
@@ -36,6 +39,7 @@ __all__ = [
     "cifar_folder",
     "cifar_spec",
     "dataset_num_classes",
+    "downsample",
     "download_cifar",
     "eval_batches",
     "load_data",

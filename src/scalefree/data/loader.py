@@ -28,6 +28,30 @@ from scalefree.registry import DatasetEntry, Registry
 
 PAD = 4  # Lee et al. (2015): zero-pad 4 pixels, then a random 32x32 crop
 CROP = 32
+# --image-size: the images are area-downsampled by an integer factor once, at load time; the
+# augmentation keeps Lee et al.'s proportions (pad = size / 8: 4 px at 32, 2 at 16, 1 at 8).
+IMAGE_SIZES = (4, 8, 16, 32)
+
+
+def pad_for(size: int) -> int:
+    """Zero-padding of the random crop at image side ``size`` (4 at the native 32)."""
+    return max(1, size * PAD // CROP)
+
+
+def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) images area-averaged to (N, C, size, size), rounded to nearest.
+
+    H and W must be ``size`` times an integer k; each output pixel is the mean of a k x k block
+    (exact in float64 for uint8 input), rounded half to even, so the result is again raw pixels.
+    """
+    h, w = images.shape[-2:]
+    if h % size or w % size or h != w:
+        raise UsageError(f"--image-size {size} must divide the images' side {h} (of {h}x{w})")
+    if size == h:
+        return images
+    k = h // size
+    pooled = F.avg_pool2d(images.to(torch.float64), k)
+    return pooled.round().clamp_(0, 255).to(torch.uint8).contiguous()
 
 # --------------------------------------------------------------------------------------- registry
 
@@ -96,7 +120,7 @@ def dataset_num_classes(name: str) -> int:
 class DataBundle:
     """A dataset ready for training, every tensor on the training device.
 
-    ``train_images`` / ``eval_images`` are uint8 (N, 3, 32, 32); labels int64 (N,). ``eval_*`` is
+    ``train_images`` / ``eval_images`` are uint8 (N, 3, S, S) (S = 32 unless ``--image-size``); labels int64 (N,). ``eval_*`` is
     the test set (``eval_split == "test"``) or the held-out validation split (``"val"``).
     ``mean`` / ``std`` are float32 (3,) per-channel statistics in raw pixel units [0, 255] of
     ``train_images`` (after the validation split was removed); std is the population std.
@@ -112,6 +136,10 @@ class DataBundle:
     mean: torch.Tensor
     std: torch.Tensor
     class_names: tuple[str, ...] = ()
+    # The official test split when the run evaluates on a validation split (``eval_split ==
+    # "val"``): evaluated once at the end, so a grid selected on validation reports test error.
+    test_images: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
 
     @property
     def device(self) -> torch.device:
@@ -184,6 +212,7 @@ def load_data(
     split_seed: int = 0,
     device: torch.device | str = "cpu",
     synthetic_sizes: tuple[int, int] | None = None,
+    image_size: int | None = None,
 ) -> DataBundle:
     """Load a registered dataset (``DATASETS``) onto ``device``.
 
@@ -198,6 +227,8 @@ def load_data(
         split_seed: seed of the validation permutation.
         device: where every tensor of the bundle lives.
         synthetic_sizes: (n_train, n_test) for the synthetic dataset; ignored otherwise.
+        image_size: area-downsample every image to this side first (:func:`downsample`); None
+            keeps the dataset's own 32x32. Statistics are those of the downsampled images.
 
     Raises UsageError (DatasetError for file problems) with a message naming the fix.
     """
@@ -206,13 +237,20 @@ def load_data(
     root = Path(dataroot).expanduser() if dataroot is not None else None
     raw = entry.build(root, download=download, synthetic_sizes=synthetic_sizes)
     train_images, train_labels = raw.train_images, raw.train_labels
+    test_images = raw.test_images
+    if image_size is not None:
+        train_images, test_images = downsample(train_images, image_size), downsample(
+            test_images, image_size
+        )
+    held_out = None
     if validation:
         train_idx, val_idx = split_indices(len(train_images), val_ratio, split_seed)
         eval_images, eval_labels = train_images[val_idx], train_labels[val_idx]
         train_images, train_labels = train_images[train_idx], train_labels[train_idx]
         eval_split = "val"
+        held_out = (test_images, raw.test_labels)
     else:
-        eval_images, eval_labels, eval_split = raw.test_images, raw.test_labels, "test"
+        eval_images, eval_labels, eval_split = test_images, raw.test_labels, "test"
     device = torch.device(device)
     train_images = train_images.to(device).contiguous()
     mean, std = channel_stats(train_images)
@@ -227,6 +265,10 @@ def load_data(
         mean=mean,
         std=std,
         class_names=raw.class_names,
+        test_images=None if held_out is None else held_out[0].to(device).contiguous(),
+        test_labels=None
+        if held_out is None
+        else held_out[1].to(device=device, dtype=torch.int64),
     )
 
 
@@ -234,14 +276,17 @@ def load_data(
 
 
 def augment_params(
-    n: int, generator: torch.Generator, device: torch.device | str | None = None
+    n: int,
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+    pad: int = PAD,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draw crop offsets and flips for ``n`` images: (dy, dx) int64 in [0, 2*PAD], flip bool.
+    """Draw crop offsets and flips for ``n`` images: (dy, dx) int64 in [0, 2*pad], flip bool.
 
     Drawn on the generator's device (a CPU generator works with data on a GPU) in a fixed order,
     offsets then flips, then moved to ``device``.
     """
-    offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=generator, device=generator.device)
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=generator.device)
     flip = torch.randint(0, 2, (n,), generator=generator, device=generator.device).bool()
     if device is not None:
         offsets, flip = offsets.to(device), flip.to(device)
@@ -253,31 +298,35 @@ def apply_augment(
 ) -> torch.Tensor:
     """Crop the zero-padded images at (dy, dx) and mirror those with ``flip``; batched gathers.
 
-    Output pixel (i, j) of image b is padded[b, :, dy_b + i, dx_b + j'] with j' = 31 - j if the
-    image is flipped else j, i.e. the crop of the flipped padded image equals the flip of the
-    crop (a flip after the crop, as torchvision's RandomCrop then RandomHorizontalFlip).
+    Output pixel (i, j) of image b is padded[b, :, dy_b + i, dx_b + j'] with j' = S - 1 - j if
+    the image is flipped else j (S the side, 32 at full size), i.e. the crop of the flipped padded
+    image equals the flip of the crop (a flip after the crop, as torchvision's RandomCrop then
+    RandomHorizontalFlip). The padding is :func:`pad_for` (S).
     """
-    if images.ndim != 4 or images.shape[-2:] != (CROP, CROP):
-        raise ValueError(f"expected (B, C, {CROP}, {CROP}) images, got {tuple(images.shape)}")
-    b, c = images.shape[:2]
+    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"expected square (B, C, S, S) images, got {tuple(images.shape)}")
+    b, c, crop = images.shape[0], images.shape[1], images.shape[-1]
+    pad = pad_for(crop)
     # Padding in raw uint8 pixel space makes the border black (0), not the mean colour.
-    padded = F.pad(images, (PAD, PAD, PAD, PAD))
-    ar = torch.arange(CROP, device=images.device)
-    rows = dy.to(images.device)[:, None] + ar  # (B, 32)
+    padded = F.pad(images, (pad, pad, pad, pad))
+    ar = torch.arange(crop, device=images.device)
+    rows = dy.to(images.device)[:, None] + ar  # (B, S)
     cols = dx.to(images.device)[:, None] + torch.where(
-        flip.to(images.device)[:, None], CROP - 1 - ar, ar
-    )  # (B, 32)
-    out = padded.gather(2, rows[:, None, :, None].expand(b, c, CROP, CROP + 2 * PAD))
-    return out.gather(3, cols[:, None, None, :].expand(b, c, CROP, CROP))
+        flip.to(images.device)[:, None], crop - 1 - ar, ar
+    )  # (B, S)
+    out = padded.gather(2, rows[:, None, :, None].expand(b, c, crop, crop + 2 * pad))
+    return out.gather(3, cols[:, None, None, :].expand(b, c, crop, crop))
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random 32x32 crop of the 4-pixel zero-padded images and random horizontal flip (p=0.5).
 
-    ``images``: uint8 (B, 3, 32, 32) on any device; returns uint8 of the same shape there.
-    Offsets are uniform in 0..8 per image, drawn from ``generator`` (CPU or the images' device).
+    ``images``: uint8 (B, 3, S, S) on any device; returns uint8 of the same shape there. At
+    S = 32 offsets are uniform in 0..8 per image (0..2 pad_for(S) at other sides), drawn from
+    ``generator`` (CPU or the images' device).
     """
-    dy, dx, flip = augment_params(len(images), generator, images.device)
+    pad = pad_for(images.shape[-1])
+    dy, dx, flip = augment_params(len(images), generator, images.device, pad)
     return apply_augment(images, dy, dx, flip)
 
 
@@ -361,7 +410,8 @@ class TrainBatches:
         bundle, g = self.bundle, self.generator
         n, device = self.num_samples, bundle.device
         perm = torch.randperm(n, generator=g, device=g.device).to(device)
-        params = augment_params(n, g, device) if self.augment else None
+        pad = pad_for(bundle.train_images.shape[-1])
+        params = augment_params(n, g, device, pad) if self.augment else None
         for i in range(self.start_batch, len(self)):
             start = i * self.batch_size
             lo, hi = shard_bounds(min(self.batch_size, n - start), self.rank, self.world_size)

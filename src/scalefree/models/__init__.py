@@ -1,4 +1,5 @@
-"""Model zoo: CIFAR ResNets (6n+2, option-A shortcuts) and DenseNet-BC-100, by name.
+"""Model zoo: CIFAR ResNets (6n+2, option-A shortcuts), DenseNet-BC-100 and fully connected
+nets (MLP4 ... MLP32), by name.
 
 ``MODELS`` is the one registry the CLI choices, sweeps and tests read; ``build_model`` is the
 one way to construct a model from a name. Every model takes N x 3 x 32 x 32 float input and
@@ -14,6 +15,7 @@ from torch import nn
 
 from scalefree.errors import UsageError
 from scalefree.models.densenet import DenseNetBC, densenet_bc
+from scalefree.models.mlp import MLP_DEPTHS, FullyConnected, mlp
 from scalefree.models.resnet import RESNET_DEPTHS, CifarResNet, resnet
 from scalefree.optim.groups import NORM_TYPES
 from scalefree.registry import Entry, Registry, UnknownNameError
@@ -25,10 +27,12 @@ __all__ = [
     "CifarResNet",
     "DenseNetBC",
     "Entry",
+    "FullyConnected",
     "UnknownNameError",
     "build_model",
     "count_parameters",
     "densenet_bc",
+    "mlp",
     "resnet",
 ]
 
@@ -38,13 +42,13 @@ class ModelEntry(Entry[nn.Module]):
     """A registered model. Its factory is called as ``factory(num_classes=..., batch_norm=...)``
     (plus ``defaults``) and returns a module mapping N x 3 x 32 x 32 to N x num_classes.
 
-    family: the architecture family ("resnet", "densenet", or "other" for added models).
+    family: the architecture family ("resnet", "densenet", "mlp", or "other" for added models).
     depth: its depth in layers (0 where that is not meaningful).
     batch_norm_option: the factory takes ``batch_norm``; False for a model without BatchNorm,
         which is then built the same way for either value of ``--batch-norm``.
     """
 
-    family: Literal["resnet", "densenet", "other"] = "other"
+    family: Literal["resnet", "densenet", "mlp", "other"] = "other"
     depth: int = 0
     batch_norm_option: bool = True
 
@@ -74,6 +78,16 @@ MODELS.add(
     family="densenet",
     depth=100,
 )
+for _depth in MLP_DEPTHS:
+    MODELS.add(
+        f"MLP{_depth}",
+        mlp,
+        f"fully connected ReLU net, {_depth} linear layers of width 256 on 8x8-pooled images "
+        "(BatchNorm1d after each hidden layer unless --no-batch-norm)",
+        defaults={"depth": _depth},
+        family="mlp",
+        depth=_depth,
+    )
 del _depth
 
 

@@ -179,12 +179,22 @@ def sweep_preset(figure: FigurePreset) -> Preset:
 PRESETS.update({name: sweep_preset(figure) for name, figure in FIGURES.items()})
 
 
+def _depth_preset() -> Preset:
+    from scalefree.reproduce.depth import DEPTH, run_depth
+
+    return Preset(DEPTH.help, lambda parser: add_arguments(parser, DEPTH), run_depth)
+
+
+# The depth study: a sweep preset whose run adds its own tables and figures after the report.
+PRESETS["depth"] = _depth_preset()
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``reproduce`` and one sub-subcommand per entry of :data:`PRESETS`."""
     parser = subparsers.add_parser(
         "reproduce",
         help="reproduce a paper experiment: quadratic and adagrad-restart (no dataset), "
-        "fig2..fig6 (CIFAR sweeps + report), decay-rules (the weight-decay rules since 2022)",
+        "fig2..fig6 (CIFAR sweeps + report), decay-rules (the weight-decay rules since 2022), depth (the depth claim at laptop scale)",
         description="Reproduce a paper experiment. quadratic and adagrad-restart need no dataset: "
         "they print a table and a verdict and write JSON and PNG. fig2..fig6 run the paper's "
         "learning-rate x weight-decay sweeps (scalefree sweep), decay-rules a learning-rate x "
@@ -199,7 +209,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             default=None,
             metavar="DIR",
             help="report folder (default: <log folder>/report)"
-            if name in FIGURES
+            if name in FIGURES or name == "depth"
             else f"output directory (default: results/reproduce/{name} in the current folder)",
         )
         p.add_argument(

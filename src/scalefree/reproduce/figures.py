@@ -136,6 +136,10 @@ class FigurePreset:
     eta0s: tuple[float, ...] = PAPER_ETA0S
     decay_values: tuple[float, ...] = PAPER_WEIGHT_DECAYS
     decay_axis: DecayAxis = WEIGHT_DECAY_AXIS
+    # A method's own decay values where they differ from ``decay_values`` (AdamL2's lambda and
+    # AdamW's live on scales a decade apart), and the seeds its best point is run with again.
+    method_decay_values: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    best_seeds: tuple[int, ...] = ()
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -272,7 +276,9 @@ def preset_axes(experiment: Experiment, method: str, preset: FigurePreset | None
     """A method's grid in one experiment: the preset's (the paper's by default), grown to cover
     the method's reference setting."""
     eta0s = PAPER_ETA0S if preset is None else preset.eta0s
-    values = PAPER_WEIGHT_DECAYS if preset is None else preset.decay_values
+    values = PAPER_WEIGHT_DECAYS
+    if preset is not None:
+        values = preset.method_decay_values.get(method, preset.decay_values)
     ref = experiment.reference.get(method)
     if ref is None:
         return Axes(eta0s, values)
@@ -385,6 +391,8 @@ def add_arguments(parser: argparse.ArgumentParser, preset: FigurePreset) -> None
         "CIFAR10 for ResNets, CIFAR100 for DenseNet-BC)",
     )
     add_control_arguments(parser, extend_default=True, max_extensions=DEFAULT_MAX_EXTENSIONS)
+    if preset.best_seeds:
+        parser.set_defaults(best_seeds=list(preset.best_seeds))
     add_executor_arguments(parser)
     settings = parser.add_argument_group(
         "run settings (scalefree train flags the preset leaves open)"

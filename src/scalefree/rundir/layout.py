@@ -20,6 +20,8 @@ A run directory is ``<log folder>/<RunConfig.run_name()>`` and holds::
      "best_test_acc": float | null, "eval_split": "test" | "val", "message": str | null,
      "divergence": {"reason": "non-finite" | "factor", "loss", "reference_loss", "factor",
                     "epoch", "step"} | null,   # why a diverged run was stopped
+     "test_split": {"loss", "acc", "error"} | null,  # --validation runs, completed: the official
+                                                     # test split, evaluated once at the end
      "traceback": str}   # failed runs only
 
 Tables and heatmaps charge diverged and failed runs DIVERGED_ERROR (see RunRecord.test_error).

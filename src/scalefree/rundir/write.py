@@ -190,8 +190,13 @@ def run_result(
     eval_split: str,
     message: str | None = None,
     divergence: dict[str, Any] | None = None,
+    test_split: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The result.json of a run the trainer finished (completed or diverged); schema in layout."""
+    """The result.json of a run the trainer finished (completed or diverged); schema in layout.
+
+    ``test_split``: loss, accuracy and error on the official test split of a run that evaluated on
+    a validation split (``--validation``), measured once after its last step; None otherwise.
+    """
     completed = status == "completed"
     return {
         "status": status,
@@ -205,6 +210,7 @@ def run_result(
         "eval_split": eval_split,
         "message": message,
         "divergence": divergence,
+        "test_split": test_split,
     }
 
 

@@ -37,6 +37,7 @@ from scalefree.sweep.grid import (
     PAPER_WEIGHT_DECAYS,
     Sweep,
     make_sweep,
+    validate_seeds,
 )
 from scalefree.sweep.progress import PROGRESS_MODES
 from scalefree.sweep.runner import SweepReport, run_sweeps
@@ -126,6 +127,16 @@ def add_control_arguments(
         default=max_extensions,
         metavar="N",
         help="at most N extension rounds (default: %(default)s)",
+    )
+    g.add_argument(
+        "--best-seeds",
+        nargs="*",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="after the grid (and its extensions), run each method's best point again with these "
+        "seeds; the best is chosen on the grid's seeds only, so the extra seeds do not change it "
+        "(default: none)",
     )
     g.add_argument(
         "--retry-failed",
@@ -356,6 +367,7 @@ def launch(
         retry_failed=args.retry_failed,
         extend_boundary=args.extend_boundary,
         max_extensions=args.max_extensions,
+        best_seeds=validate_seeds(args.best_seeds, "--best-seeds") if args.best_seeds else (),
         dry_run=args.dry_run,
         progress=args.progress,
     )

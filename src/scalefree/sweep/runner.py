@@ -14,7 +14,12 @@ busy across experiments:
    (:func:`~scalefree.sweep.grid.boundary_extension`), the next grid value beyond that edge is
    added and its new points are run. A method with unfinished points (running elsewhere, failed
    to start) is not extended in this launch; rerunning the same command picks it up.
-3. the summary tables (``summary.csv``, ``best.csv``, ``summary.md``: scalefree.plots.tables) of
+3. with ``best_seeds``, one more round: each method's best point on the grid seeds (selected
+   exactly as the extension selects, so a rerun of the same command selects the same point) is
+   run with every seed of ``best_seeds`` it does not have yet (the paper's protocol: the grid with
+   one seed, the best setting again with several). A method whose grid is unfinished, or whose
+   best point still lies on an extendable edge, is not reseeded in this launch.
+4. the summary tables (``summary.csv``, ``best.csv``, ``summary.md``: scalefree.plots.tables) of
    every run in each log folder are written into that folder.
 
 Nothing is retried silently: failed runs stay failed until ``retry_failed``; diverged runs stay
@@ -36,6 +41,7 @@ from scalefree.sweep.executors import Executor
 from scalefree.sweep.grid import (
     Extension,
     Sweep,
+    best_point,
     boundary_extension,
     mean_error,
     missing_points,
@@ -112,6 +118,7 @@ def run_sweeps(
     retry_failed: bool = False,
     extend_boundary: bool = False,
     max_extensions: int = 3,
+    best_seeds: Sequence[int] = (),
     dry_run: bool = False,
     write_tables: bool = True,
     progress: str = "plain",
@@ -154,6 +161,12 @@ def run_sweeps(
             )
         else:
             _note_remaining_edges(report, info, max_extensions)
+    if best_seeds:
+        reseeded = _best_seed_configs(report, best_seeds, info, extend_boundary)
+        if reseeded:
+            _run_round(
+                reseeded, executor, report, info, out, retry_failed, dry_run, -1, progress
+            )
 
     if dry_run:
         info(f"dry run: {_plan_line(report)}")
@@ -193,7 +206,9 @@ def _run_round(
     held = [r for r in decided.values() if r is not None]
     finished = sum(r.status == "skipped" for r in held)
     elsewhere = len(held) - finished
-    what = "runs" if round_no == 0 else f"new runs (extension round {round_no})"
+    what = {0: "runs", -1: "runs of the best points with more seeds"}.get(
+        round_no, f"new runs (extension round {round_no})"
+    )
     info(
         f"{len(tasks)} {what}: {len(to_run)} to run, {finished} already finished, "
         f"{elsewhere} running elsewhere; executor {executor.name}"
@@ -265,6 +280,31 @@ def _extend(report: SweepReport, info: Callable[[str], None], quiet: bool) -> li
             info(f"extend {sweep.label} {method}: {_extension_line(ext)} ({len(added)} runs)")
         report.sweeps[i] = sweep
     return new_configs
+
+
+def _best_seed_configs(
+    report: SweepReport, seeds: Sequence[int], info: Callable[[str], None], extending: bool
+) -> list[RunConfig]:
+    """The runs of each method's best grid point with the ``seeds`` it lacks (see module doc)."""
+    configs: list[RunConfig] = []
+    for sweep in report.sweeps:
+        extra = [s for s in dict.fromkeys(seeds) if s not in sweep.seeds]
+        for method in sweep.axes:
+            missing, ext = _decide(sweep, method)
+            best = best_point(result_table(sweep, method))
+            if missing or best is None or (extending and ext):
+                why = "its grid is unfinished" if missing or best is None else "its best is on an edge"
+                report.notes.append(f"{sweep.label} {method}: best point not reseeded, {why}")
+                continue
+            added = [sweep.config(method, best[0], best[1], s) for s in extra]
+            configs += added
+            if added:
+                info(
+                    f"reseed {sweep.label} {method}: best (eta0 {fmt_num(best[0])}, "
+                    f"{sweep.decay_axis.name} {fmt_num(best[1])}) with seeds "
+                    f"{' '.join(map(str, extra))} ({len(added)} runs)"
+                )
+    return configs
 
 
 def _extension_line(ext: Extension) -> str:

@@ -392,6 +392,18 @@ class RunConfig:
         cli={"metavar": ("N_TRAIN", "N_TEST")},
     )
 
+    # Changes the data, so it is part of the identity and the name (only when set: the names of
+    # full-size runs stay as they were). 32 is the datasets' own size and is stored as unset.
+    image_size: int | None = setting(
+        None,
+        "area-downsample the images to this side first (one of 4, 8, 16; default: the "
+        "datasets' own 32); the crop's padding scales along (side / 8 pixels)",
+        check=lambda v: None if v in (4, 8, 16) else "one of 4, 8, 16 (32 is the default)",
+        convert=lambda v: None if v == 32 else v,
+        suffix=Suffix(lambda v: f"Img_{v}", None, 135),
+        cli={"type": int, "metavar": "SIDE"},
+    )
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             convert = spec_of(f).convert

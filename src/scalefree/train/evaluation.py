@@ -97,6 +97,27 @@ def evaluate_run(state: RunState) -> dict[str, float]:
     return metrics
 
 
+def evaluate_test_split(state: RunState) -> dict[str, float] | None:
+    """Loss, accuracy and error on the official test split, for a run that selected on a
+    validation split (``--validation``): the number a grid chosen on validation reports. None when
+    the run evaluated on the test split anyway (its metrics are already test numbers)."""
+    data = state.data
+    if data.eval_split == "test" or data.test_images is None:
+        return None
+    loss, acc = evaluate(
+        state.model,
+        data.test_images,
+        data.test_labels,
+        data.mean,
+        data.std,
+        loss_multiplier=state.config.loss_multiplier,
+        amp_ctx=state.amp_ctx,
+        channels_last=state.channels_last,
+        ctx=state.ctx,
+    )
+    return {"loss": loss, "acc": acc, "error": 1.0 - acc}
+
+
 class Diverged(Exception):
     """The run diverged; ``details`` is what result.json records under ``divergence``."""
 
@@ -154,5 +175,6 @@ __all__ = [
     "eval_batch_size",
     "evaluate",
     "evaluate_run",
+    "evaluate_test_split",
     "mean_loss",
 ]

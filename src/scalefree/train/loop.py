@@ -32,7 +32,13 @@ from scalefree.errors import Terminated
 from scalefree.rundir import write as rundir_write
 from scalefree.train import checkpoint as ckpt
 from scalefree.train.callbacks import Callback
-from scalefree.train.evaluation import Diverged, check_divergence, evaluate_run, mean_loss
+from scalefree.train.evaluation import (
+    Diverged,
+    check_divergence,
+    evaluate_run,
+    evaluate_test_split,
+    mean_loss,
+)
 from scalefree.train.run_state import DistContext, RunState
 
 CHECK_EVERY = 10  # steps between (host-syncing) checks of the running loss for divergence
@@ -272,6 +278,7 @@ def finish(state: RunState, status: str, message: str | None, divergence: Any) -
         last = rows[-1] if rows else None
     result = rundir_write.run_result(
         status,
+        test_split=evaluate_test_split(state) if status == "completed" else None,
         epochs_completed=state.epoch,
         steps=state.step,
         wall_time_s=state.elapsed(),

@@ -381,6 +381,7 @@ def _load_run_data(config: RunConfig, ctx: DistContext, device: torch.device) ->
         split_seed=VAL_SPLIT_SEED,
         device=device,
         synthetic_sizes=config.synthetic_sizes,
+        image_size=config.image_size,
     )
 
 

@@ -1,0 +1,75 @@
+"""``scalefree reproduce depth``: the paper's depth claim (Section 4.1, Figure 3) at laptop scale.
+
+The claims: without normalization AdamW beats AdamL2 and the gap grows with depth, while
+AdamL2's normalized updates |u|/alpha are spread wider; with BN the two are on par. The preset
+runs AdamL2 vs AdamW on two families, each with and without a normalization layer, on CIFAR-10
+area-downsampled to 8 x 8 (``--image-size 8``) with bf16 autocast:
+
+* fully connected nets MLP4 / MLP8 / MLP16 / MLP32 (the cheap family: the whole protocol fits a
+  2-core CPU in about an hour), and
+* the paper's CIFAR ResNets 20 / 56 / 110 (stated budget per sitting; resumable).
+
+Protocol as the paper's (Section 4, "Hyperparameter tuning"), scaled: an eta0 x lambda grid per
+method around the reference code's settings (AdamL2 lambda around 5e-4, AdamW around 5e-5, a
+decade apart, eta0 around 1e-3), boundary extension on, one seed for the grid, then the best
+point again with seeds 0, 1, 2. Every run holds out 10% of the training images (``--validation``):
+the grid selects on validation error, and the study reports the official test split's error,
+which each run measures once after its last step (result.json ``test_split``). The decay
+convention is the paper's ("schedule"), the lr constant (no schedule), as the reference commands.
+
+After the sweeps, :func:`write_depth_study` turns the log folder into the study's tables and
+figures (see its docstring) beside the usual report.
+"""
+
+from __future__ import annotations
+
+import argparse
+from types import MappingProxyType
+
+from scalefree.reproduce.figures import PAPER_RUN, Experiment, FigurePreset, run_preset
+
+MLP_MODELS = ("MLP4", "MLP8", "MLP16", "MLP32")
+RESNET_MODELS = ("ResNet20", "ResNet56", "ResNet110")
+MLP_EPOCHS = 40
+RESNET_EPOCHS = 40
+SEEDS = (0, 1, 2)
+
+DEPTH = FigurePreset(
+    "depth",
+    "the paper's depth claim at laptop scale: AdamL2 vs AdamW on fully connected nets "
+    "(MLP4..MLP32) and ResNet20/56/110, with and without normalization, CIFAR-10 at 8x8, bf16; "
+    "grid selected on a validation split, best point with 3 seeds, test error reported",
+    ("AdamL2", "AdamW"),
+    tuple(
+        Experiment(model, bn, epochs=MLP_EPOCHS if model in MLP_MODELS else RESNET_EPOCHS)
+        for model in MLP_MODELS + RESNET_MODELS
+        for bn in (False, True)
+    ),
+    fixed=MappingProxyType(
+        dict(PAPER_RUN)
+        | {"image_size": 8, "amp": "bf16", "validation": True, "decay_convention": "schedule"}
+    ),
+    eta0s=(5e-4, 1e-3, 5e-3),
+    decay_values=(1e-5, 5e-5, 1e-4),
+    method_decay_values={"AdamL2": (1e-4, 5e-4, 1e-3), "AdamW": (1e-5, 5e-5, 1e-4)},
+    best_seeds=SEEDS,
+)
+
+
+def run_depth(args: argparse.Namespace) -> int:
+    """The sweeps and the report (:func:`run_preset`), then the study's own tables and figures."""
+    code = run_preset(DEPTH, args)
+    if args.dry_run or args.no_plot:
+        return code
+    from pathlib import Path
+
+    from scalefree.reproduce.depth_study import write_depth_study
+
+    log_folder = Path(args.log_folder or Path("logs") / DEPTH.name)
+    out = Path(args.out) if args.out is not None else log_folder / "report"
+    for path in write_depth_study(log_folder, out):
+        print(f"wrote {path}")
+    return code
+
+
+__all__ = ["DEPTH", "MLP_MODELS", "RESNET_MODELS", "SEEDS", "run_depth"]
