@@ -86,7 +86,22 @@ def test_same_generator_state_same_output() -> None:
     assert not torch.equal(a, augment(images, g))  # the generator advanced
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 28, 28), (3, 32, 32)])
+@pytest.mark.parametrize("shape", [(2, 3, 28, 24), (3, 32, 32)])
 def test_rejects_wrong_shapes(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="expected"):
         augment(torch.zeros(shape, dtype=torch.uint8), torch.Generator())
+
+
+@pytest.mark.parametrize("side, pad", [(16, 2), (8, 1), (4, 1)])
+def test_smaller_images_keep_the_proportions(side: int, pad: int) -> None:
+    """--image-size: a side-S crop of the pad_for(S)-padded image, per-image reference."""
+    g = torch.Generator().manual_seed(side)
+    images = torch.randint(1, 256, (32, 3, side, side), generator=g, dtype=torch.uint8)
+    out = augment(images, torch.Generator().manual_seed(9))
+    dy, dx, flip = augment_params(32, torch.Generator().manual_seed(9), pad=pad)
+    assert int(dy.max()) <= 2 * pad and int(dx.max()) <= 2 * pad
+    for i in range(32):
+        img = np.pad(images[i].numpy(), ((0, 0), (pad, pad), (pad, pad)))
+        ref = img[:, int(dy[i]) : int(dy[i]) + side, int(dx[i]) : int(dx[i]) + side]
+        ref = ref[:, :, ::-1] if bool(flip[i]) else ref
+        assert np.array_equal(out[i].numpy(), ref), f"image {i}"

@@ -186,3 +186,34 @@ def test_bundle_on_cuda_matches_cpu() -> None:
         tensor = getattr(gpu, field)
         assert tensor.is_cuda, field
         assert_close(tensor.cpu(), getattr(cpu, field), msg=field)
+
+
+def test_downsample_is_the_rounded_block_mean() -> None:
+    from scalefree.data import downsample
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (5, 3, 32, 32), generator=g, dtype=torch.uint8)
+    for side in (16, 8, 4):
+        k = 32 // side
+        blocks = images.double().reshape(5, 3, side, k, side, k).mean(dim=(3, 5))
+        expected = torch.round(blocks).to(torch.uint8)  # round half to even, as torch.round
+        assert torch.equal(downsample(images, side), expected)
+    assert downsample(images, 32) is images
+    with pytest.raises(UsageError, match="--image-size 12"):
+        downsample(images, 12)
+
+
+def test_image_size_bundle_and_held_out_test_split(fake_cifar10: Path) -> None:
+    from scalefree.data import downsample
+
+    raw = read_cifar("CIFAR10", fake_cifar10)
+    small = load_data("CIFAR10", fake_cifar10, image_size=8)
+    assert small.train_images.shape[-2:] == (8, 8) and small.eval_images.shape[-2:] == (8, 8)
+    assert torch.equal(small.eval_images, downsample(raw.test_images, 8))
+    assert small.test_images is None  # the eval split is the test split already
+    mean, std = channel_stats(small.train_images)
+    assert torch.equal(small.mean, mean) and torch.equal(small.std, std)
+    val = load_data("CIFAR10", fake_cifar10, validation=True, val_ratio=0.25, image_size=8)
+    assert val.eval_split == "val"
+    assert torch.equal(val.test_images, downsample(raw.test_images, 8))
+    assert torch.equal(val.test_labels, raw.test_labels)

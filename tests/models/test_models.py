@@ -17,6 +17,7 @@ from scalefree.models import (
     build_model,
     count_parameters,
     densenet_bc,
+    mlp,
     resnet,
 )
 from scalefree.models.resnet import PadShortcut
@@ -34,6 +35,12 @@ EXPECTED_COUNTS: dict[str, tuple[int, int, int]] = {
     "ResNet1202": (10, 19_421_274, 19_331_642),
     "DenseNetBC100": (100, 800_032, 776_044),
 }
+# Fully connected nets: 192 inputs (3 x 8 x 8), depth - 1 hidden layers of 256, 10 outputs, each
+# linear layer with its bias; BatchNorm1d adds a weight and a bias per hidden unit.
+for _d in (4, 8, 16, 32):
+    _plain = (192 * 256 + 256) + (_d - 2) * (256 * 256 + 256) + (256 * 10 + 10)
+    EXPECTED_COUNTS[f"MLP{_d}"] = (10, _plain + 2 * 256 * (_d - 1), _plain)
+del _d, _plain
 # Smaller models first, so per-model tests below stay cheap.
 SMALL = ("ResNet20", "ResNet32", "DenseNetBC100")
 
@@ -85,8 +92,9 @@ def test_forward_shape(name: str, batch_norm: bool) -> None:
 
 def test_entries_carry_family_and_depth() -> None:
     for entry in MODELS:
-        assert entry.family == ("densenet" if "DenseNet" in entry.name else "resnet")
-        assert entry.factory is (densenet_bc if entry.family == "densenet" else resnet)
+        family = next(f for f in ("densenet", "resnet", "mlp") if f in entry.name.lower())
+        assert entry.family == family
+        assert entry.factory is {"densenet": densenet_bc, "resnet": resnet, "mlp": mlp}[family]
         assert entry.name.endswith(str(entry.depth)) and entry.defaults["depth"] == entry.depth
         assert entry.batch_norm_option
         assert entry.tags == {entry.family, "batch_norm_option"}
@@ -186,3 +194,38 @@ def test_count_parameters_trainable_only() -> None:
     model.fc.requires_grad_(False)
     assert count_parameters(model) == 269_722
     assert count_parameters(model, trainable_only=True) == 269_722 - (64 * 10 + 10)
+
+
+def test_mlp_counts_written_out() -> None:
+    # The formula above, checked once against numbers counted by hand for MLP4.
+    assert EXPECTED_COUNTS["MLP4"] == (10, 185_098, 183_562)
+
+
+@pytest.mark.parametrize("side", [8, 16, 32])
+def test_mlp_pools_any_input_to_8x8(side: int) -> None:
+    """On 8x8 input the pooling is skipped; on larger input it is the k x k area mean, so a
+    32x32 image and its exact 4x4 block average give the same logits."""
+    from scalefree.models.mlp import FullyConnected
+
+    torch.manual_seed(0)
+    model = FullyConnected(4, batch_norm=False).double()
+    small = torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    k = side // 8
+    big = small.repeat_interleave(k, dim=2).repeat_interleave(k, dim=3)
+    assert_close(model(big), model(small))
+
+
+def test_mlp_depth_counts_linear_layers_and_init() -> None:
+    from scalefree.models.mlp import FullyConnected
+
+    torch.manual_seed(0)
+    model = FullyConnected(16, batch_norm=True, width=64)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 16
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == 15
+    assert all(float(m.bias.abs().max()) == 0.0 for m in linears)
+    # Kaiming-normal fan_in with the ReLU gain: std sqrt(2 / 64) for the 64 x 64 layers.
+    hidden = torch.cat([m.weight.flatten() for m in linears[1:-1]])
+    assert abs(float(hidden.std()) / (2 / 64) ** 0.5 - 1) < 0.05
+    with pytest.raises(ValueError, match="depth >= 2"):
+        FullyConnected(1)

@@ -177,3 +177,17 @@ def test_a_new_setting_is_one_field():
     assert "--decay-timescale DECAY_TIMESCALE EMA timescale of the decay in epochs" in help_text
     args = p.parse_args(["--decay-timescale", "30", "--validation"])
     assert config_from_args(args, WithTimescale) == c
+
+
+def test_image_size_and_no_augment_join_the_name():
+    """--image-size N and --no-augment name their runs (Img_N, NoAug); the defaults keep the
+    names of earlier runs, and 32 (the full size) is the default None."""
+    plain = RunConfig()
+    small = RunConfig(image_size=8, augment=False)
+    assert small.run_name() == plain.run_name().replace("_Test", "_Img_8_NoAug_Test")
+    assert RunConfig(image_size=32).image_size is None
+    assert RunConfig(image_size=32).run_name() == plain.run_name()
+    assert RunConfig.from_dict(json.loads(json.dumps(small.to_dict()))) == small
+    assert small.identity() != plain.identity()
+    with pytest.raises(UsageError, match="--image-size"):
+        RunConfig(image_size=7)

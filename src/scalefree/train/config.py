@@ -404,6 +404,16 @@ class RunConfig:
         cli={"type": int, "metavar": "SIDE"},
     )
 
+    # The training set's random crop and flip (Lee et al. 2015). Off, a small set is fit within a
+    # short budget (the depth study's converged training loss); part of the identity and the name.
+    augment: bool = setting(
+        True,
+        "turn off the training augmentation (random crop of the zero-padded image and "
+        "horizontal flip)",
+        flag="--no-augment",
+        suffix=Suffix(lambda v: "NoAug", True, 136),
+    )
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             convert = spec_of(f).convert

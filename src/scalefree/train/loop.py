@@ -172,6 +172,7 @@ def train_epoch(state: RunState, callbacks: Callback, stop: StopFlag) -> None:
         state.data,
         cfg.batchsize,
         state.generator,
+        augment=cfg.augment,
         channels_last=state.channels_last,
         rank=state.ctx.rank,
         world_size=state.ctx.world_size,
