@@ -179,14 +179,21 @@ def sweep_preset(figure: FigurePreset) -> Preset:
 PRESETS.update({name: sweep_preset(figure) for name, figure in FIGURES.items()})
 
 
-def _depth_preset() -> Preset:
-    from scalefree.reproduce.depth import DEPTH, run_depth
+def _depth_preset(name: str) -> Preset:
+    from scalefree.reproduce.depth import DEPTH, DEPTH_RESNET, run_depth
 
-    return Preset(DEPTH.help, lambda parser: add_arguments(parser, DEPTH), run_depth)
+    preset = {"depth": DEPTH, "depth-resnet": DEPTH_RESNET}[name]
+    return Preset(
+        preset.help,
+        lambda parser: add_arguments(parser, preset),
+        lambda args: run_depth(args, preset),
+    )
 
 
-# The depth study: a sweep preset whose run adds its own tables and figures after the report.
-PRESETS["depth"] = _depth_preset()
+# The depth study: two sweep presets (the fully connected family with the whole protocol, the
+# ResNets with a reduced one) whose run adds the study's tables and figures after the report.
+PRESETS["depth"] = _depth_preset("depth")
+PRESETS["depth-resnet"] = _depth_preset("depth-resnet")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -194,7 +201,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "reproduce",
         help="reproduce a paper experiment: quadratic and adagrad-restart (no dataset), "
-        "fig2..fig6 (CIFAR sweeps + report), decay-rules (the weight-decay rules since 2022), depth (the depth claim at laptop scale)",
+        "fig2..fig6 (CIFAR sweeps + report), decay-rules (the weight-decay rules since 2022), depth and depth-resnet (the depth claim at laptop scale)",
         description="Reproduce a paper experiment. quadratic and adagrad-restart need no dataset: "
         "they print a table and a verdict and write JSON and PNG. fig2..fig6 run the paper's "
         "learning-rate x weight-decay sweeps (scalefree sweep), decay-rules a learning-rate x "
@@ -209,7 +216,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             default=None,
             metavar="DIR",
             help="report folder (default: <log folder>/report)"
-            if name in FIGURES or name == "depth"
+            if name in FIGURES or name.startswith("depth")
             else f"output directory (default: results/reproduce/{name} in the current folder)",
         )
         p.add_argument(
