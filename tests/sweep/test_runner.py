@@ -142,3 +142,48 @@ def test_dry_run_lists_names_and_runs_nothing(base, tmp_path):
     assert sum(line.endswith("# completed") for line in lines) == 1
     assert "4 runs, 3 to run, 1 finished" in err.getvalue()
     assert not (tmp_path / "summary.csv").exists() and report.exit_code == 0
+
+
+def test_best_seeds_rerun_each_methods_best_grid_point(base):
+    """--best-seeds: after the grid, each method's best point (chosen on the grid's seed) again
+    with the seeds it lacks; the other points keep their one seed."""
+    sweep = make_sweep(base, ["AdamL2", "AdamW"], [1e-4, 1e-3, 1e-2], [1e-5, 1e-4, 1e-3], [0])
+    ex = FakeExecutor(bowl(1e-3, 1e-4))  # an interior optimum for both methods
+    report, text = run([sweep], ex, extend_boundary=True, max_extensions=2, best_seeds=(0, 1, 2))
+    assert report.rounds == 0
+    extra = ex.dispatched[18:]
+    assert len(ex.dispatched) == 18 + 4
+    assert {(c.optim_method, c.eta0, c.weight_decay, c.seed) for c in extra} == {
+        (m, 1e-3, 1e-4, s) for m in ("AdamL2", "AdamW") for s in (1, 2)
+    }
+    assert "runs of the best points with more seeds" in text
+    assert not report.notes
+
+
+def test_best_seeds_at_an_edge_the_extension_budget_did_not_pass(base):
+    """The optimum lies beyond the grid and no extension round is allowed: the edge point is
+    reseeded all the same, and a note says the extension budget ran out."""
+    sweep = make_sweep(base, ["AdamW"], [1e-4, 1e-3], [1e-4], [0])
+    ex = FakeExecutor(bowl(1e-2, 1e-4))
+    report, _ = run([sweep], ex, extend_boundary=True, max_extensions=0, best_seeds=(0, 1))
+    assert [(c.eta0, c.seed) for c in ex.dispatched[2:]] == [(1e-3, 1)]
+    assert any("reseeded on the grid's edge" in n for n in report.notes)
+
+
+def test_best_seeds_wait_for_an_unfinished_grid(base, tmp_path):
+    sweep = make_sweep(base, ["AdamW"], [1e-4, 1e-3], [1e-4], [0])
+    make_run(tmp_path, optim_method="AdamW", eta0=1e-3, weight_decay=1e-4, model="ResNet20",
+             epochs=3, status="incomplete", with_stats=False)  # fmt: skip
+    from scalefree.sweep.locking import RunLock
+
+    lock = RunLock(
+        tmp_path / base.replace(optim_method="AdamW", eta0=1e-3, weight_decay=1e-4).run_name()
+    )
+    assert lock.acquire()  # another launch is still training that grid point
+    try:
+        ex = FakeExecutor(bowl(1e-3, 1e-4))
+        report, _ = run([sweep], ex, best_seeds=(0, 1))
+    finally:
+        lock.release()
+    assert [c.seed for c in ex.dispatched] == [0]
+    assert any("not reseeded, its grid is unfinished" in n for n in report.notes)

@@ -17,8 +17,9 @@ busy across experiments:
 3. with ``best_seeds``, one more round: each method's best point on the grid seeds (selected
    exactly as the extension selects, so a rerun of the same command selects the same point) is
    run with every seed of ``best_seeds`` it does not have yet (the paper's protocol: the grid with
-   one seed, the best setting again with several). A method whose grid is unfinished, or whose
-   best point still lies on an extendable edge, is not reseeded in this launch.
+   one seed, the best setting again with several). A method whose grid is unfinished is not
+   reseeded in this launch; one whose best still lies on an edge after the last extension round
+   allowed (``max_extensions``) is reseeded there, with a note that says so.
 4. the summary tables (``summary.csv``, ``best.csv``, ``summary.md``: scalefree.plots.tables) of
    every run in each log folder are written into that folder.
 
@@ -292,10 +293,16 @@ def _best_seed_configs(
         for method in sweep.axes:
             missing, ext = _decide(sweep, method)
             best = best_point(result_table(sweep, method))
-            if missing or best is None or (extending and ext):
-                why = "its grid is unfinished" if missing or best is None else "its best is on an edge"
-                report.notes.append(f"{sweep.label} {method}: best point not reseeded, {why}")
+            if missing or best is None:
+                report.notes.append(
+                    f"{sweep.label} {method}: best point not reseeded, its grid is unfinished"
+                )
                 continue
+            if extending and ext:
+                report.notes.append(
+                    f"{sweep.label} {method}: best point reseeded on the grid's edge (the "
+                    "extension rounds ran out; raise --max-extensions to look past it)"
+                )
             added = [sweep.config(method, best[0], best[1], s) for s in extra]
             configs += added
             if added:
