@@ -76,3 +76,14 @@ def stats_files(run_dir: str | Path) -> list[tuple[int, Path]]:
         except (IndexError, ValueError):
             continue  # not one of ours (e.g. a user's copy "epoch_final.npz"): ignored
     return sorted(found)
+
+
+# ``scalefree diagnose`` of a run directory: at its initial weights or at its last checkpoint.
+DIAGNOSE_AT = ("init", "final")
+
+
+def diagnose_file(run_dir: str | Path, at: str, suffix: str = ".json") -> Path:
+    """``diagnose_<at>.json`` (or ``.png`` with ``suffix``) of a run directory."""
+    if at not in DIAGNOSE_AT:
+        raise ValueError(f"diagnose point must be one of {', '.join(DIAGNOSE_AT)}, got {at!r}")
+    return Path(run_dir) / f"diagnose_{at}{suffix}"
