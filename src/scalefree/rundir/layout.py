@@ -9,6 +9,8 @@ A run directory is ``<log folder>/<RunConfig.run_name()>`` and holds::
     .lock                held by the process training the run (scalefree.locking)
     result.json          written last and atomically: its presence marks the run finished
     result.failed.json   a failed run's result.json, kept when a sweep retries it
+    diagnose_init.json   ``scalefree diagnose`` at the run's initial weights / its last checkpoint
+    diagnose_final.json  (+ a .png beside each; written on request, scalefree.diagnose.cli)
 
 ``result.json`` schema::
 
@@ -44,6 +46,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 STATS_DIR = "stats"
 STATS_GLOB = "epoch_*.npz"
 STATUSES = ("completed", "diverged", "failed")
+# ``scalefree diagnose RUN_DIR --at init|final``: the run's initial weights, its last checkpoint.
+DIAGNOSE_AT = ("init", "final")
 # Test error charged to a diverged (or failed) run in heatmaps and tables: the reference scripts' 1.1.
 DIVERGED_ERROR = 1.1
 
@@ -76,3 +80,10 @@ def stats_files(run_dir: str | Path) -> list[tuple[int, Path]]:
         except (IndexError, ValueError):
             continue  # not one of ours (e.g. a user's copy "epoch_final.npz"): ignored
     return sorted(found)
+
+
+def diagnose_file(run_dir: str | Path, at: str, suffix: str = ".json") -> Path:
+    """``diagnose_<at>.json`` (or ``.png``) of a run: its diagnosis at ``init`` or ``final``."""
+    if at not in DIAGNOSE_AT:
+        raise ValueError(f"at must be one of {', '.join(DIAGNOSE_AT)}, got {at!r}")
+    return Path(run_dir) / f"diagnose_{at}{suffix}"
