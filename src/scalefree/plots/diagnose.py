@@ -62,13 +62,16 @@ def depth_profile(
     ax = panel.subplots()
     for label, d, pts in lines:
         xs, ys = zip(*pts)
-        spread = d.get("spread")
-        tail = (
-            f" (spread {spread:.2f}, layers {d['layer_spread']:.2f})" if spread is not None else ""
-        )
+        tail = f" (spread {d['spread']:.2f}"
+        tail += f", layers {d['layer_spread']:.2f})" if len(pts) > 1 else ")"
         ax.plot(xs, ys, marker="o", markersize=3 if len(xs) > 30 else 5, lw=1.2, label=label + tail)
     ax.set_yscale("log", base=2)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    n_max = max(len(e["diagnosis"]["per_tensor"]) for e in entries)
+    if n_max <= 12:
+        ax.set_xticks(range(1, n_max + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, n_max + 0.5)
     ax.set_xlabel("parameter tensor (input → output)")
     ax.set_ylabel("median √v̂ (log2 axis)")
     ax.grid(True, which="major", alpha=0.3)
