@@ -212,3 +212,18 @@ def test_quantiles_match_torch():
     want = torch.quantile(x, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
     assert_close(torch.tensor(quantiles(x)), want)
     assert quantiles(torch.tensor([5.0])) == [5.0, 5.0, 5.0]
+
+
+def test_default_exclusion_is_the_decay_groups():
+    from scalefree.diagnose import analyzed_names
+    from scalefree.models import build_model
+    from scalefree.optim import param_groups
+
+    model = build_model("ResNet20", batch_norm=True)
+    analyzed, excluded = analyzed_names(model)
+    decay, no_decay = param_groups(model, 0.1, exclude_bias_norm=True)
+    named = dict(model.named_parameters())
+    assert {id(named[n]) for n in analyzed} == {id(p) for p in decay["params"]}
+    assert {id(named[n]) for n in excluded} == {id(p) for p in no_decay["params"]}
+    assert "bn1.weight" in excluded and "fc.bias" in excluded and "conv1.weight" in analyzed
+    assert analyzed_names(model, include_bias_norm=True) == ([n for n in named], [])
