@@ -69,7 +69,8 @@ def test_cli_equals_the_python_api(tmp_path):
 
 def test_run_dir_init_and_final(run_dir, capsys, tmp_path):
     assert main(["diagnose", str(run_dir), "--at", "final", "--batches", "2"]) == 0
-    assert main(["diagnose", str(run_dir.parent), "--batches", "2", "--out", str(tmp_path)]) == 0
+    argv = ["diagnose", str(run_dir.parent), "--at", "init", "--batches", "2"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
     final = json.loads(diagnose_file(run_dir, "final").read_text())
     init = json.loads(diagnose_file(run_dir, "init").read_text())
     assert diagnose_file(run_dir, "final", ".png").is_file()
@@ -81,10 +82,10 @@ def test_run_dir_init_and_final(run_dir, capsys, tmp_path):
     assert abs(final["diagnosis"]["spread"] - init["diagnosis"]["spread"]) > 1e-6
     capsys.readouterr()
     # --skip-existing keeps the file as it is
-    before = diagnose_file(run_dir, "init").read_bytes()
-    assert main(["diagnose", str(run_dir), "--skip-existing", "--batches", "3"]) == 0
+    before = diagnose_file(run_dir, "final").read_bytes()
+    assert main(["diagnose", str(run_dir), "--skip-existing", "--batches", "3"]) == 0  # final
     assert "kept:" in capsys.readouterr().out
-    assert diagnose_file(run_dir, "init").read_bytes() == before
+    assert diagnose_file(run_dir, "final").read_bytes() == before
 
 
 def test_diagnose_run_returns_what_it_writes(run_dir):
@@ -139,5 +140,11 @@ def test_run_dir_usage_errors(run_dir, tmp_path, capsys):
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(run_dir / "config.json", bare / "config.json")
-    assert main(["diagnose", str(bare), "--at", "final"]) == 2
+    assert main(["diagnose", str(bare)]) == 2  # --at final by default
     assert "has no checkpoint" in capsys.readouterr().err
+    # in a log folder, runs without a checkpoint are skipped; none left is an error
+    folder = tmp_path / "folder"
+    shutil.copytree(bare, folder / "run")
+    assert main(["diagnose", str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert "skipped 1 run(s)" in captured.out and "--at init" in captured.err

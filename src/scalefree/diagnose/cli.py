@@ -6,8 +6,8 @@ Two ways to name what to diagnose:
   several ``--model`` values give one line each in the figure): the weights a run of that
   configuration starts from. Writes ``<--out>/diagnose_<dataset>_<model>[_NoBN]_InitSeed_<s>.json``
   per model and ``<--out>/diagnose.png`` (default ``--out``: ``diagnose``);
-* ``RUN_DIR`` or a log folder holding runs, ``--at init|final``: each run's initial weights or
-  its last checkpoint. Writes ``<run>/diagnose_<at>.json`` and ``.png``; with ``--out DIR``
+* ``RUN_DIR`` or a log folder holding runs, ``--at final|init``: each run's last checkpoint
+  (the default; runs of a log folder without one yet are skipped) or its initial weights. Writes ``<run>/diagnose_<at>.json`` and ``.png``; with ``--out DIR``
   also ``DIR/diagnose_<at>.png`` with every run's line.
 
 Prints the table and a plain-language reading per target (one line each when there are more than
@@ -25,6 +25,7 @@ from typing import Any
 from scalefree.errors import UsageError
 from scalefree.rundir import iter_run_dirs
 from scalefree.rundir.layout import DIAGNOSE_AT, diagnose_file
+from scalefree.train.checkpoint import has_checkpoint
 from scalefree.train.config import RunConfig
 
 from .targets import DEFAULT_BATCHES, DataCache, diagnose_config, diagnose_run, draw, write_entry
@@ -79,9 +80,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     all_fields = {f.name for f in dataclasses.fields(RunConfig)}
     add_config_arguments(p, exclude=all_fields - CONFIG_FLAGS)
     p.add_argument(
-        "--at", choices=DIAGNOSE_AT, default="init", help="RUN_DIR: initial weights or last "
-        "checkpoint (default: init)"
-    )  # fmt: skip
+        "--at",
+        choices=DIAGNOSE_AT,
+        help="RUN_DIR: the run's initial weights or its last checkpoint (default: final; model "
+        "flags: init, the only choice)",
+    )
     p.add_argument(
         "--batches",
         type=_positive,
@@ -121,10 +124,11 @@ def run(args: argparse.Namespace) -> int:
     if args.paths:
         if args.model:
             raise UsageError("give either RUN_DIR(s) or --model, not both")
+        args.at = args.at or "final"
         entries = _run_dirs(args, options)
         out = args.out / f"diagnose_{args.at}.png" if args.out else None
     else:
-        if args.at != "init":
+        if args.at == "final":
             raise UsageError("--at final needs a RUN_DIR (a run's last checkpoint)")
         entries = _models(args, options)
         out = (args.out or Path("diagnose")) / "diagnose.png"
@@ -162,7 +166,14 @@ def _run_dirs(args: argparse.Namespace, options: dict[str, Any]) -> list[dict[st
         found = list(iter_run_dirs(path))
         if not found:
             raise UsageError(f"no run directory (with a config.json) in {path}")
+        if args.at == "final" and found != [path]:  # a log folder: runs not yet checkpointed
+            waiting = [r for r in found if not has_checkpoint(r)]
+            if waiting:
+                print(f"skipped {len(waiting)} run(s) without a checkpoint yet in {path}")
+            found = [r for r in found if r not in waiting]
         runs += [r for r in found if r not in runs]
+    if not runs:
+        raise UsageError("no run has a checkpoint yet; use --at init for the initial weights")
     overrides = {}
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     for key in ("dataroot", "device"):  # a moved dataset, another machine
