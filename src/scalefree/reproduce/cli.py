@@ -183,11 +183,20 @@ def _depth_preset(name: str) -> Preset:
     from scalefree.reproduce.depth import DEPTH, DEPTH_RESNET, run_depth
 
     preset = {"depth": DEPTH, "depth-resnet": DEPTH_RESNET}[name]
-    return Preset(
-        preset.help,
-        lambda parser: add_arguments(parser, preset),
-        lambda args: run_depth(args, preset),
-    )
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        add_arguments(parser, preset)
+        parser.add_argument(
+            "--with-runs",
+            nargs="+",
+            type=Path,
+            default=[],
+            metavar="FOLDER",
+            help="further log folders whose runs join the study's tables and figures (e.g. the "
+            "other depth preset's), read only",
+        )
+
+    return Preset(preset.help, arguments, lambda args: run_depth(args, preset))
 
 
 # The depth study: two sweep presets (the fully connected family with the whole protocol, the

@@ -24,8 +24,10 @@ figures (see its docstring) beside the usual report.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from types import MappingProxyType
 
+from scalefree.errors import UsageError
 from scalefree.reproduce.figures import PAPER_RUN, Experiment, FigurePreset, run_preset
 
 MLP_MODELS = ("MLP4", "MLP8", "MLP16", "MLP32")
@@ -84,18 +86,27 @@ DEPTH_RESNET = FigurePreset(
 
 def run_depth(args: argparse.Namespace, preset: FigurePreset = DEPTH) -> int:
     """The sweeps and the report (:func:`run_preset`), then the study's own tables and figures."""
+    for folder in getattr(args, "with_runs", []):
+        if not Path(folder).is_dir():
+            raise UsageError(f"--with-runs: {folder} is not a log folder (no such directory)")
     code = run_preset(preset, args)
     if args.dry_run or args.no_plot:
         return code
-    from pathlib import Path
-
     from scalefree.reproduce.depth_study import write_depth_study
 
     log_folder = Path(args.log_folder or Path("logs") / preset.name)
     out = Path(args.out) if args.out is not None else log_folder / "report"
-    for path in write_depth_study(log_folder, out):
+    for path in write_depth_study([log_folder, *getattr(args, "with_runs", [])], out):
         print(f"wrote {path}")
     return code
 
 
-__all__ = ["DEPTH", "DEPTH_RESNET", "DEPTH_RUN", "MLP_MODELS", "RESNET_MODELS", "SEEDS", "run_depth"]
+__all__ = [
+    "DEPTH",
+    "DEPTH_RESNET",
+    "DEPTH_RUN",
+    "MLP_MODELS",
+    "RESNET_MODELS",
+    "SEEDS",
+    "run_depth",
+]

@@ -46,8 +46,6 @@ CHECKPOINT_FILE = "checkpoint.pt"
 STATS_DIR = "stats"
 STATS_GLOB = "epoch_*.npz"
 STATUSES = ("completed", "diverged", "failed")
-# ``scalefree diagnose RUN_DIR --at init|final``: the run's initial weights, its last checkpoint.
-DIAGNOSE_AT = ("init", "final")
 # Test error charged to a diverged (or failed) run in heatmaps and tables: the reference scripts' 1.1.
 DIVERGED_ERROR = 1.1
 
@@ -82,8 +80,12 @@ def stats_files(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+# ``scalefree diagnose`` of a run directory: at its initial weights or at its last checkpoint.
+DIAGNOSE_AT = ("init", "final")
+
+
 def diagnose_file(run_dir: str | Path, at: str, suffix: str = ".json") -> Path:
-    """``diagnose_<at>.json`` (or ``.png``) of a run: its diagnosis at ``init`` or ``final``."""
+    """``diagnose_<at>.json`` (or ``.png`` with ``suffix``) of a run directory."""
     if at not in DIAGNOSE_AT:
-        raise ValueError(f"at must be one of {', '.join(DIAGNOSE_AT)}, got {at!r}")
+        raise ValueError(f"diagnose point must be one of {', '.join(DIAGNOSE_AT)}, got {at!r}")
     return Path(run_dir) / f"diagnose_{at}{suffix}"
