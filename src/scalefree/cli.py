@@ -1,4 +1,4 @@
-"""One entry point: ``scalefree {train,sweep,plot,report,reproduce,check-scale-free}``.
+"""One entry point: ``scalefree {train,sweep,plot,report,reproduce,check-scale-free,diagnose}``.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers a parser
 whose ``func`` default is called with the parsed namespace and returns an exit code. Usage errors
@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "scalefree.plots.cli",
     "scalefree.reproduce.cli",
     "scalefree.optim.cli",
+    "scalefree.diagnose.cli",
 )
 
 

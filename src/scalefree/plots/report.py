@@ -144,6 +144,7 @@ def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None
                 )
             )
 
+    blocks += _diagnose_blocks(runs, fig_dir, out)
     for s in summaries:
         blocks += _group_blocks(s, fig_dir, out)
 
@@ -190,6 +191,47 @@ def _figure_blocks(draw, path: Path, out: Path, alt: str) -> list[Block]:
     except Exception as exc:  # noqa: BLE001 - one unreadable run must not sink the whole report
         return [Block("note", f"Not drawn ({type(exc).__name__}): {exc}.")]
     return [Block("image", alt, src=path.relative_to(out).as_posix())]
+
+
+def _diagnose_blocks(runs: Sequence[RunRecord], fig_dir: Path, out: Path) -> list[Block]:
+    """The runs' ``scalefree diagnose`` results, where present: a table and one figure per
+    ``at`` (initial weights, last checkpoint); nothing when no run was diagnosed."""
+    from . import diagnose as diag
+
+    found = diag.run_diagnoses(runs)
+    if not found:
+        return []
+
+    def num(x) -> str:
+        return "–" if x is None else f"{x:.2f}"
+
+    rows = [
+        [r.name, at, num(e["diagnosis"].get("spread")),
+         num(e["diagnosis"].get("layer_spread")), str(e.get("batches", "?"))]
+        for r, at, e in found[:MAX_PROBLEM_ROWS]
+    ]  # fmt: skip
+    blocks = [
+        Block("h2", "How differently AdamL2 decays the coordinates (scalefree diagnose)"),
+        Block(
+            "p",
+            "Spread: log2 interquartile range of √v̂ (mean squared gradient per coordinate over "
+            "a few batches, at fixed weights) over all coordinates, which is the spread of "
+            "AdamL2's effective decay λ/√v̂ at ε = 0 (AdamW's is 0). Layer spread: log2 of the "
+            "largest over the smallest per-tensor median.",
+        ),
+        Block("table", header=["run", "at", "spread", "layer spread", "batches"], rows=rows),
+    ]
+    if len(found) > MAX_PROBLEM_ROWS:
+        blocks.append(Block("note", f"... and {len(found) - MAX_PROBLEM_ROWS} more"))
+    for at in dict.fromkeys(at for _, at, _ in found):
+        entries = [e for _, a, e in found if a == at]
+        blocks += _figure_blocks(
+            lambda p, entries=entries: diag.depth_profile(diag.distinct(entries), p),
+            fig_dir / f"diagnose_{at}.png",
+            out,
+            f"median sqrt(v) per layer ({at})",
+        )
+    return blocks
 
 
 def _group_blocks(s: GroupSummary, fig_dir: Path, out: Path) -> list[Block]:

@@ -9,6 +9,8 @@ A run directory is ``<log folder>/<RunConfig.run_name()>`` and holds::
     .lock                held by the process training the run (scalefree.locking)
     result.json          written last and atomically: its presence marks the run finished
     result.failed.json   a failed run's result.json, kept when a sweep retries it
+    diagnose_init.json   ``scalefree diagnose`` at the run's initial weights / its last checkpoint
+    diagnose_final.json  (+ a .png beside each; written on request, scalefree.diagnose.cli)
 
 ``result.json`` schema::
 
