@@ -216,3 +216,26 @@ except ImportError:  # pragma: no cover
 def foreach_supported_devices() -> list[str]:
     """Device types with fast multi-tensor kernels (torch's default foreach choice; not CPU)."""
     return list(_foreach_devices())
+
+
+try:
+    from torch.optim.optimizer import (
+        _get_capturable_supported_devices as _capturable_devices,
+    )
+except ImportError:  # pragma: no cover
+
+    def _capturable_devices() -> list[str]:
+        return ["cuda"]
+
+
+def check_capturable_devices(params: list[Tensor], steps: list[Tensor]) -> None:
+    """torch's check (type and message) that ``capturable=True`` runs on a device that supports
+    it: torch.optim.Adam raises an AssertionError there (e.g. on the CPU)."""
+    devices = _capturable_devices()
+    ok = all(
+        p.device.type == t.device.type and p.device.type in devices for p, t in zip(params, steps)
+    )
+    if not ok:
+        raise AssertionError(
+            f"If capturable=True, params and state_steps must be on supported devices: {devices}."
+        )
