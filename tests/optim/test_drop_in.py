@@ -41,7 +41,7 @@ def _params(seed=0):
 
 def _train(opt, params, steps=4):
     g = torch.Generator().manual_seed(7)
-    for i in range(steps):
+    for _ in range(steps):
         for p in params:
             p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
         opt.step()
@@ -175,7 +175,11 @@ def test_variant_signatures_show_what_they_fix_and_the_registry_records_it():
     assert OPTIMIZERS.get("AdamW").own_setting("decay_convention") is None
     # positional arguments bind as in torch: (params, lr, betas, eps, weight_decay, amsgrad)
     opt = sfo.CWD(_params(), 0.1, (0.8, 0.9), 1e-6, 0.3, True)
-    assert (opt.defaults["lr"], opt.defaults["betas"], opt.defaults["eps"]) == (0.1, (0.8, 0.9), 1e-6)
+    assert (opt.defaults["lr"], opt.defaults["betas"], opt.defaults["eps"]) == (
+        0.1,
+        (0.8, 0.9),
+        1e-6,
+    )
     assert opt.defaults["weight_decay"] == 0.3 and opt.defaults["amsgrad"] is True
     assert opt.defaults["cautious_decay"] is True
     assert sfo.CWD(_params(), cautious_decay=False).defaults["cautious_decay"] is False
