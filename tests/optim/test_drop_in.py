@@ -205,3 +205,55 @@ def test_capturable_on_cpu_raises_as_torch_does(name, kw):
     assert ours is not None and ours[0] is AssertionError
     assert ours[1].startswith("If capturable=True, params and state_steps must be on supported")
     assert all(torch.equal(a, b) for a, b in zip(params, _params()))  # nothing moved
+
+
+def _compiled_counts(cls, steps=6):
+    """Graphs and graph breaks of torch.compile(opt.step) with a tensor-lr group and a float-lr
+    group, both given a new lr before every step."""
+    import warnings
+
+    from torch._dynamo.testing import CompileCounterWithBackend
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    a, b = _params(), _params(1)
+    opt = cls(
+        [{"params": a, "lr": torch.tensor(0.01)}, {"params": b, "lr": 0.01}], weight_decay=0.1
+    )
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(opt.step, backend=counter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(steps):
+            for p in a + b:
+                p.grad = torch.ones_like(p) * (i + 1)
+            opt.param_groups[0]["lr"].fill_(0.01 / (i + 1))
+            opt.param_groups[1]["lr"] = 0.01 / (i + 1)
+            step()
+    return counter.frame_count, sum(counters["graph_break"].values())
+
+
+def test_compiled_step_under_a_schedule_recompiles_and_breaks_no_more_than_torch():
+    ours, theirs = _compiled_counts(sfo.AdamW), _compiled_counts(torch.optim.AdamW)
+    assert ours[0] <= theirs[0], (ours, theirs)  # before issue 21: 10 graphs against torch's 2
+    assert ours[1] <= theirs[1], (ours, theirs)
+
+
+def test_compiled_step_still_checks_the_decay_strength():
+    import warnings
+
+    params = _params()
+    opt = sfo.AdamW(params, lr=1.0, weight_decay=0.5)
+    step = torch.compile(opt.step, backend="aot_eager")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            for p in params:
+                p.grad = torch.ones_like(p)
+            step()
+        opt.param_groups[0]["weight_decay"] = 2.0  # s = 2: (1 - s) x would flip the weights
+        before = [p.detach().clone() for p in params]
+        with pytest.raises(ValueError, match="decay strength s = weight_decay \\* lr = 2"):
+            step()
+    assert all(torch.equal(x, y) for x, y in zip(params, before))

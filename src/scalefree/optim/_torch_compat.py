@@ -197,12 +197,16 @@ def collective_device(group: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def graph_break() -> None:
-    """End the torch.compile graph here (as torch.optim does around ``step`` so that AOT sees an
-    inference graph and updates parameters in place); a no-op in eager mode."""
-    fn = getattr(getattr(torch, "_dynamo", None), "graph_break", None)
-    if fn is not None and torch.compiler.is_compiling():
-        fn()
+def _no_graph_break() -> None:  # pragma: no cover - torch without dynamo
+    """Stand-in where torch has no ``torch._dynamo.graph_break``."""
+
+
+# End the torch.compile graph here (as torch.optim does around ``step`` so that AOT sees an
+# inference graph and updates parameters in place); a no-op in eager mode. Bound to dynamo's own
+# function, not wrapped: dynamo handles its graph break in the caller's frame only when the call
+# is to ``graph_break`` itself (a wrapper's nested break makes it give up on the whole step,
+# which then runs eagerly with every callee compiled as its own frame, each recompiling).
+graph_break = getattr(getattr(torch, "_dynamo", None), "graph_break", _no_graph_break)
 
 
 try:

@@ -502,6 +502,7 @@ class AdamFamily(Optimizer):
         conv = CONVENTIONS[group["decay_convention"]]
         return conv.strength(group["weight_decay"], group["lr"], group["alpha"])
 
+    @torch.compiler.disable
     def _check_decay_strengths(self) -> None:
         """Raise before anything changes when a step would flip or zero the weights (s >= 1)."""
         limit = self.max_decay_strength
