@@ -559,6 +559,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         results["models"][name] = bench_model(name, args, copy_bw, inplace_bw)
         gc.collect()
+    if args.compile:  # recompiles and graph breaks under an LR schedule (compile_schedule.py)
+        from compile_schedule import measure, report
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        results["compile_schedule"] = measure()
+        torch.set_num_threads(threads)
+        report(results["compile_schedule"])
 
     missed = [
         (m, t)

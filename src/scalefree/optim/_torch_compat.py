@@ -197,12 +197,16 @@ def collective_device(group: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def graph_break() -> None:
-    """End the torch.compile graph here (as torch.optim does around ``step`` so that AOT sees an
-    inference graph and updates parameters in place); a no-op in eager mode."""
-    fn = getattr(getattr(torch, "_dynamo", None), "graph_break", None)
-    if fn is not None and torch.compiler.is_compiling():
-        fn()
+def _no_graph_break() -> None:  # pragma: no cover - torch without dynamo
+    """Stand-in where torch has no ``torch._dynamo.graph_break``."""
+
+
+# End the torch.compile graph here (as torch.optim does around ``step`` so that AOT sees an
+# inference graph and updates parameters in place); a no-op in eager mode. Bound to dynamo's own
+# function, not wrapped: dynamo handles its graph break in the caller's frame only when the call
+# is to ``graph_break`` itself (a wrapper's nested break makes it give up on the whole step,
+# which then runs eagerly with every callee compiled as its own frame, each recompiling).
+graph_break = getattr(getattr(torch, "_dynamo", None), "graph_break", _no_graph_break)
 
 
 try:
@@ -216,3 +220,26 @@ except ImportError:  # pragma: no cover
 def foreach_supported_devices() -> list[str]:
     """Device types with fast multi-tensor kernels (torch's default foreach choice; not CPU)."""
     return list(_foreach_devices())
+
+
+try:
+    from torch.optim.optimizer import (
+        _get_capturable_supported_devices as _capturable_devices,
+    )
+except ImportError:  # pragma: no cover
+
+    def _capturable_devices() -> list[str]:
+        return ["cuda"]
+
+
+def check_capturable_devices(params: list[Tensor], steps: list[Tensor]) -> None:
+    """torch's check (type and message) that ``capturable=True`` runs on a device that supports
+    it: torch.optim.Adam raises an AssertionError there (e.g. on the CPU)."""
+    devices = _capturable_devices()
+    ok = all(
+        p.device.type == t.device.type and p.device.type in devices for p, t in zip(params, steps)
+    )
+    if not ok:
+        raise AssertionError(
+            f"If capturable=True, params and state_steps must be on supported devices: {devices}."
+        )

@@ -68,8 +68,9 @@ by default (``prox_norm="group"``, the paper's lambda ||x||), per tensor with ``
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -184,6 +185,24 @@ def _validate(lr, betas, eps, weight_decay, foreach, fused, capturable) -> tuple
     if fused and foreach:
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
     return tuple(b.squeeze() if isinstance(b, Tensor) and b.dim() else b for b in betas)
+
+
+def _check_torch_flags(cls: type, differentiable: Any, decoupled: Any) -> None:
+    """torch.optim.Adam/AdamW's ``differentiable`` and ``decoupled_weight_decay``: accepted with
+    the values this rule has (False; decoupled = the decay is not in the gradient)."""
+    if differentiable:
+        raise ValueError(
+            f"{cls.__name__} does not support differentiable=True: its steps update the "
+            "parameters and states in place (and the one-pass kernel is not autograd-aware), so "
+            "no hypergradient flows through them; use torch.optim.Adam/AdamW(differentiable=True)"
+        )
+    own = not cls.decay_in_gradient
+    if decoupled is not None and bool(decoupled) != own:
+        raise ValueError(
+            f"{cls.__name__} has decoupled_weight_decay={own} by its rule; "
+            f"decoupled_weight_decay={decoupled} is a different optimizer "
+            f"({'AdamW' if decoupled else 'AdamL2'}); omit the argument"
+        )
 
 
 def _fused_safe(p: Tensor, grad: Tensor, states: list[Tensor]) -> bool:
@@ -303,6 +322,17 @@ class AdamFamily(Optimizer):
     group_norm: ClassVar[bool] = False
     # The decay/prox acts coordinate by coordinate, so cautious_decay can mask it (CWD).
     elementwise_decay: ClassVar[bool] = False
+    # Constructor defaults this class changes (AdamL2: weight_decay=0); its signature shows them.
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
+    # The options that define a variant ("X with option Y": AdamC's convention, CWD's
+    # cautious_decay): defaults too, and the registry entry records them (``with_options``).
+    fixed_options: ClassVar[Mapping[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__ and ("option_defaults" in cls.__dict__
+                                               or "fixed_options" in cls.__dict__):  # fmt: skip
+            cls.__init__ = _init_with_defaults(cls)  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -322,10 +352,13 @@ class AdamFamily(Optimizer):
         norm_process_group: Any = None,
         caution: bool = False,
         cautious_decay: bool = False,
+        differentiable: bool = False,
+        decoupled_weight_decay: bool | None = None,
     ) -> None:
         if type(self) is AdamFamily:
             raise TypeError("use one of the named optimizers: " + ", ".join(family_names()))
         betas = _validate(lr, betas, eps, weight_decay, foreach, fused, capturable)
+        _check_torch_flags(type(self), differentiable, decoupled_weight_decay)
         if decay_convention not in DECAY_CONVENTIONS:
             raise ValueError(
                 f"Invalid decay_convention: {decay_convention!r} "
@@ -354,6 +387,8 @@ class AdamFamily(Optimizer):
             prox_norm=prox_norm,
             caution=bool(caution),
             cautious_decay=bool(cautious_decay),
+            differentiable=False,
+            decoupled_weight_decay=not self.decay_in_gradient,
         )
         super().__init__(params, defaults)
 
@@ -442,6 +477,8 @@ class AdamFamily(Optimizer):
                 ("prox_norm", "group"),
                 ("caution", False),  # state dicts from before these options: off, as then
                 ("cautious_decay", False),
+                ("differentiable", False),
+                ("decoupled_weight_decay", not self.decay_in_gradient),
             ):
                 group.setdefault(key, value)
             self._check_masks(group)
@@ -465,6 +502,7 @@ class AdamFamily(Optimizer):
         conv = CONVENTIONS[group["decay_convention"]]
         return conv.strength(group["weight_decay"], group["lr"], group["alpha"])
 
+    @torch.compiler.disable
     def _check_decay_strengths(self) -> None:
         """Raise before anything changes when a step would flip or zero the weights (s >= 1)."""
         limit = self.max_decay_strength
@@ -525,6 +563,8 @@ class AdamFamily(Optimizer):
             kernels = ["foreach" if k == "fused" else k for k in kernels]
         for p, kernel in zip(params, kernels):
             steps.append(self._place_step(group, p, kernel))
+        if group["capturable"] and not compiling:  # as torch: CPU parameters cannot capture
+            tc.check_capturable_devices(params, steps)
         return tuple(kernels)
 
     def _place_step(self, group, p: Tensor, kernel: str) -> Tensor:
@@ -593,6 +633,9 @@ class AdamFamily(Optimizer):
         return getattr(self, "_last_paths", ())
 
     def _step_group(self, group: dict[str, Any], compiling: bool) -> str:
+        lr = group["lr"]
+        if isinstance(lr, Tensor) and lr.dim():  # torch takes shape [1] and [1, 1]: use it 0-d
+            group = {**group, "lr": lr.reshape(())}
         params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps = [], [], [], [], [], []
         kernels = self._init_group(
             group, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, compiling
@@ -903,6 +946,47 @@ def _adam_eps0(
         p.sub_(torch.where(denom > 0, step, torch.zeros_like(step)))
 
 
+def _init_with_defaults(cls: type) -> Callable[..., None]:
+    """An ``__init__`` for ``cls`` with the family's signature and ``cls``'s own defaults (its
+    ``option_defaults`` and ``fixed_options`` and those of its bases), shown by
+    ``inspect.signature`` and ``help()``."""
+    changed: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        changed.update(klass.__dict__.get("option_defaults", {}))
+        changed.update(klass.__dict__.get("fixed_options", {}))
+    sig = inspect.signature(AdamFamily.__init__)
+    unknown = set(changed) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"{cls.__name__}: no such AdamFamily option(s): {sorted(unknown)}")
+    sig = sig.replace(
+        parameters=[
+            p.replace(default=changed[p.name]) if p.name in changed else p
+            for p in sig.parameters.values()
+        ]
+    )
+
+    def __init__(self: AdamFamily, *args: Any, **kwargs: Any) -> None:
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        AdamFamily.__init__(*bound.args, **bound.kwargs)
+
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
+def with_options(base: type[AdamFamily], name: str, doc: str, **fixed: Any) -> type[AdamFamily]:
+    """The variant "``base`` with these options": a subclass named ``name`` whose constructor has
+    the family's real signature with ``fixed`` as its defaults, recorded as ``fixed_options``
+    (the registry entry takes them from there). ``with_options(AdamW, "CWD", doc,
+    cautious_decay=True)`` is CWD."""
+    return type(
+        name,
+        (base,),
+        {"__doc__": doc, "__module__": __name__, "__qualname__": name, "fixed_options": fixed},
+    )
+
+
 class AdamL2(AdamFamily):
     """Adam on f + (lambda/2)||x||^2: x <- x - u with lambda x inside g (Algorithm 1).
 
@@ -912,18 +996,7 @@ class AdamL2(AdamFamily):
 
     kernel_code = _kernels.L2
     decay_in_gradient = True
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **kwargs)
+    option_defaults = {"weight_decay": 0.0}  # torch.optim.Adam's
 
     def _fold_decay(self, group, s):
         return group["lr"], group["weight_decay"], False  # torch Adam's L2 term: g + lambda x
@@ -1025,8 +1098,7 @@ class AdamProxD(AdamFamily):
             x.div_(d.add_(c * s))
 
 
-class AdamC(AdamW):
-    """AdamW with corrected decay (Defazio 2025, "Why Gradients Rapidly Increase Near the End of
+_ADAMC_DOC = """AdamW with corrected decay (Defazio 2025, "Why Gradients Rapidly Increase Near the End of
     Training"): x <- (1 - s) x - u with s = lambda * lr_t^2 / alpha (decay_convention="corrected").
 
     Where the meaning of weight_decay differs: at lr_t = alpha, s = lambda * lr_t exactly as in
@@ -1041,46 +1113,24 @@ class AdamC(AdamW):
     ``param_groups(model, wd, corrected_for="normalized")`` returns such groups (the others with
     ``decay_convention="lr"``, i.e. plain AdamW there).
     """
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-        *,
-        decay_convention: str = "corrected",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, decay_convention=decay_convention,
-            **kwargs,
-        )  # fmt: skip
-
-
-class CWD(AdamW):
+AdamC = with_options(AdamW, "AdamC", _ADAMC_DOC, decay_convention="corrected")
+CWD = with_options(
+    AdamW,
+    "CWD",
     """AdamW with cautious weight decay (Chen et al. 2025, "Cautious Weight Decay"): the decay
     only where the update and the weight agree in sign, x <- x - u - s * 1[u * x >= 0] * x
-    (x before the step). = ``AdamW(..., cautious_decay=True)``."""
-
-    def __init__(self, params: Any, *args: Any, cautious_decay: bool = True, **kwargs: Any):
-        super().__init__(params, *args, cautious_decay=cautious_decay, **kwargs)
-
-
-class CAdamW(AdamW):
+    (x before the step). = ``AdamW(..., cautious_decay=True)``.""",
+    cautious_decay=True,
+)
+CAdamW = with_options(
+    AdamW,
+    "CAdamW",
     """Cautious AdamW, C-AdamW (Liang et al. 2024, "Cautious Optimizers"): the Adam step masked
     where it disagrees with the gradient, u <- u * phi / max(mean(phi), 1e-3) with
     phi = 1[m * g > 0] per tensor (m after this step's update), then x <- (1 - s) x - u; the decay
-    itself is not masked. = ``AdamW(..., caution=True)``.
-
-    One public implementation builds the mask from m * m in one of its branches, which is always
-    true (no masking at all); this follows the paper's m * g.
-    """
-
-    def __init__(self, params: Any, *args: Any, caution: bool = True, **kwargs: Any):
-        super().__init__(params, *args, caution=caution, **kwargs)
+    itself is not masked. = ``AdamW(..., caution=True)``. The mask is the paper's m * g.""",
+    caution=True,
+)
 
 
 def family_classes() -> tuple[type[AdamFamily], ...]:

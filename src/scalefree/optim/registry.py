@@ -14,7 +14,8 @@ all read it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, overload
 
 import torch
@@ -37,6 +38,8 @@ class OptimizerEntry(Entry[torch.optim.Optimizer]):
     scale_free: expected to pass ``check-scale-free`` at eps = 0 (tests check it).
     baseline: a torch.optim optimizer the paper compares against.
     color, order: its matplotlib colour and its position in tables and legends.
+    fixed: the options that define the entry (AdamC's decay_convention, CWD's cautious_decay):
+        a variant's ``fixed_options``; they are not in ``options``.
     """
 
     options: frozenset[str] = frozenset()
@@ -45,10 +48,18 @@ class OptimizerEntry(Entry[torch.optim.Optimizer]):
     baseline: bool = False
     color: str = DEFAULT_COLOR
     order: int = DEFAULT_ORDER
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "options", frozenset(self.options))
+        object.__setattr__(self, "fixed", MappingProxyType(dict(self.fixed)))
+
+    def own_setting(self, key: str) -> Any:
+        """A setting the entry fixes itself (in ``defaults`` or ``fixed``); None: it does not."""
+        if key in self.defaults:
+            return self.defaults[key]
+        return self.fixed.get(key)
 
 
 class _PlotOrder(Sequence[str]):
@@ -117,14 +128,14 @@ _ADAM_OPTIONS = frozenset(
 )  # fmt: skip
 
 
-def _family(
-    cls: type[af.AdamFamily], description: str, color: str, *, fixed: Any = (), **kw: Any
-) -> None:
+def _family(cls: type[af.AdamFamily], description: str, color: str, **kw: Any) -> None:
     """Register an Adam-family class under its own name, with the options its class takes.
 
-    ``fixed``: options that define the entry (AdamC's convention, CAdamW's caution) and so are not
-    options of it: ``scalefree train`` passes the paper's decay_convention to every family entry
-    that takes one, which would turn AdamC back into AdamW."""
+    A variant's ``fixed_options`` (AdamC's convention, CAdamW's caution) define the entry and so
+    are not options of it (the entry records them as ``fixed``): ``scalefree train`` passes the
+    paper's decay_convention to every family entry that takes one, which would turn AdamC back
+    into AdamW."""
+    fixed = dict(cls.fixed_options)
     options = _ADAM_OPTIONS | ({"prox_norm", "norm_process_group"} if cls.group_norm else set())
     options |= {"cautious_decay"} if cls.elementwise_decay else set()
     options -= set(fixed)
@@ -136,6 +147,7 @@ def _family(
         adam_family=True,
         color=color,
         order=len(OPTIMIZERS),
+        fixed=fixed,
         **kw,
     )
 
@@ -180,21 +192,18 @@ _family(
     af.AdamC,
     "AdamW with corrected decay s = lambda lr_t^2 / alpha (Defazio 2025, AdamC)",
     "tab:orange",
-    fixed=("decay_convention",),
     scale_free=True,
 )
 _family(
     af.CWD,
     "AdamW with cautious weight decay: decay only where u*x >= 0 (Chen et al. 2025)",
     "firebrick",
-    fixed=("cautious_decay",),
     scale_free=True,
 )
 _family(
     af.CAdamW,
     "cautious AdamW: u masked by 1[m*g > 0], rescaled per tensor (Liang et al. 2024)",
     "teal",
-    fixed=("caution",),
     scale_free=True,
 )
 

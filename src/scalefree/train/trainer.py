@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import inspect
 import math
 import platform
 import shutil
@@ -60,7 +59,7 @@ from scalefree.io import atomic_save
 from scalefree.locking import RunLock, is_locked
 from scalefree.models import build_model
 from scalefree.optim import param_groups
-from scalefree.optim.adam_family import CONVENTIONS, AdamFamily
+from scalefree.optim.adam_family import CONVENTIONS
 from scalefree.optim.registry import OPTIMIZERS, build_optimizer
 from scalefree.rundir import write as rundir_write
 from scalefree.train import checkpoint as ckpt
@@ -232,7 +231,7 @@ def optimizer_options(config: RunConfig) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for key in ("betas", "eps", "amsgrad", "decay_convention"):
         value, default = getattr(config, key), getattr(defaults, key)
-        if _entry_own(entry, key) is not None and value == default:
+        if entry.own_setting(key) is not None and value == default:
             continue  # the entry's own choice (e.g. AdamC's convention) stands
         if key in accepted and (entry.adam_family or value != default):
             options[key] = value
@@ -244,25 +243,11 @@ def optimizer_options(config: RunConfig) -> dict[str, Any]:
     return options
 
 
-def _entry_own(entry: Any, key: str) -> Any:
-    """A setting a registry entry fixes itself: in its ``defaults``, or (an Adam-family subclass
-    such as AdamC) as a constructor default that differs from the family's. None: it does not."""
-    if key in entry.defaults:
-        return entry.defaults[key]
-    if not (isinstance(entry.factory, type) and issubclass(entry.factory, AdamFamily)):
-        return None
-    own = inspect.signature(entry.factory).parameters.get(key)
-    base = inspect.signature(AdamFamily).parameters.get(key)
-    if own is None or base is None or own.default == base.default:
-        return None
-    return own.default
-
-
 def active_convention(config: RunConfig) -> str:
     """The decay convention the optimizer of ``config`` runs with (its entry's own, when the
     entry fixes one and the config leaves --decay-convention at its default)."""
     entry = OPTIMIZERS.get(config.optim_method)
-    own = _entry_own(entry, "decay_convention")
+    own = entry.own_setting("decay_convention")
     return optimizer_options(config).get("decay_convention", own or config.decay_convention)
 
 
