@@ -134,8 +134,9 @@ def test_a_run_records_the_timescale_and_the_lambda_it_gave(tmp_path):
 
 
 class _CorrectedAdamW(AdamW):
-    """An entry that fixes its own convention in its class, as AdamC may fix "corrected" (a
-    class default differing from the family's "lr" and from RunConfig's "schedule")."""
+    """An entry that fixes its own convention in its class, as AdamC fixes "corrected" (a
+    class default differing from the family's "lr" and from RunConfig's "schedule"); the
+    registry entry records it as ``fixed``."""
 
     def __init__(self, params, lr=1e-3, weight_decay=1e-2, *, decay_convention="corrected", **kw):
         super().__init__(
@@ -149,8 +150,9 @@ class _CorrectedAdamW(AdamW):
         (OptimizerEntry("ToyOwnConv", AdamW, "defaults", defaults={"decay_convention": "lr"},
                         options={"decay_convention"}, adam_family=True), "lr"),
         pytest.param(
-            OptimizerEntry("ToyOwnConv", _CorrectedAdamW, "subclass",
-                           options={"decay_convention"}, adam_family=True), "corrected",
+            OptimizerEntry("ToyOwnConv", _CorrectedAdamW, "subclass", options=set(),
+                           fixed={"decay_convention": "corrected"}, adam_family=True),
+            "corrected",
             marks=pytest.mark.skipif("corrected" not in DECAY_CONVENTIONS, reason="not merged"),
         ),
     ],
