@@ -1,11 +1,17 @@
 """Atomic file writes: write to a temporary name in the same folder, fsync, rename.
 
 A reader never sees a half-written file; a crash leaves either the old file or the new one.
+
+Symlinks: the program never creates one inside a run or sweep folder, so a file it writes that is
+a symlink was planted by someone else (a shared log folder). Every write here refuses it
+(``O_NOFOLLOW`` for appends and locks, a check before the rename for atomic writes) with a
+:class:`SymlinkRefused` naming the file. The folders themselves may be symlinks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -13,12 +19,81 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from scalefree.errors import UsageError
+
+MAX_READ_BYTES = 64 * 1024 * 1024  # JSON and other small files above this are refused unread
+
+
+class SymlinkRefused(UsageError):
+    """A file the program would write is a symlink it did not create (exit code 2)."""
+
+
+def _refused(path: Path) -> SymlinkRefused:
+    return SymlinkRefused(
+        f"{path} is a symbolic link this program did not create; writing through it could change "
+        "another file. Remove the link (or choose another --log-folder) and run again"
+    )
+
+
+def refuse_symlink(path: str | os.PathLike) -> None:
+    """Raise :class:`SymlinkRefused` when ``path`` is a symlink (dangling or not)."""
+    if os.path.islink(path):
+        raise _refused(Path(path))
+
+
+def refuse_symlinks_in(folder: str | os.PathLike) -> None:
+    """Refuse a run folder holding any symlink (checked before the first write of a run)."""
+    folder = Path(folder)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_symlink():
+                raise _refused(folder / entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                refuse_symlinks_in(folder / entry.name)
+
+
+def open_nofollow(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symlink at ``path`` (``O_NOFOLLOW``)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise _refused(Path(path)) from None
+        raise
+
+
+def open_append(path: str | os.PathLike, mode: str = "a") -> IO:
+    """Open ``path`` for appending (created if missing), refusing a symlink."""
+    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    return os.fdopen(fd, mode)
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy ``src`` to ``dst`` atomically; neither may be a symlink."""
+    refuse_symlink(src)
+    with os.fdopen(open_nofollow(src, os.O_RDONLY), "rb") as f:
+        data = f.read()
+    atomic_write_bytes(dst, data)
+
+
+def read_bytes_capped(path: str | os.PathLike, limit: int = MAX_READ_BYTES) -> bytes:
+    """Read a small file, refusing (``ValueError``) one above ``limit`` bytes before reading it."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"{size} bytes, above the {limit}-byte limit for this kind of file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"above the {limit}-byte limit for this kind of file")
+    return data
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on clean exit it is fsynced and renamed onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_symlink(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     # mkstemp creates 0600; give the file the permissions a plain open() would (umask applies).
     os.chmod(tmp, 0o666 & ~_umask())
@@ -27,6 +102,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        refuse_symlink(path)  # planted while we wrote: the rename would replace it, but refuse
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -63,8 +139,7 @@ def _umask() -> int:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(read_bytes_capped(path))
 
 
 def _json_default(obj: Any) -> Any:

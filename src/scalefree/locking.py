@@ -21,6 +21,8 @@ import socket
 import time
 from pathlib import Path
 
+from scalefree.io import open_nofollow
+
 LOCK_FILE = ".lock"
 # A short grace period for an acquire: another launcher's probe (is_locked) holds the lock for
 # microseconds, which must not make a worker report "running elsewhere".
@@ -50,7 +52,7 @@ class RunLock:
         if self._fd is not None:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -100,7 +102,7 @@ def is_locked(run_dir: str | os.PathLike) -> bool:
     """True when another process holds the run's lock (probes without creating anything)."""
     path = lock_path(run_dir)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)  # read-only probe: creates and writes nothing
     except (FileNotFoundError, NotADirectoryError):  # no run directory (yet): nobody holds it
         return False
     try:

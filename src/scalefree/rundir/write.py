@@ -10,12 +10,19 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from scalefree.errors import UsageError
-from scalefree.io import atomic_write_json, atomic_write_text
+from scalefree.io import (
+    atomic_write_json,
+    atomic_write_text,
+    copy_file,
+    open_append,
+    refuse_symlinks_in,
+)
 from scalefree.locking import LOCK_FILE, holder
 from scalefree.rundir.layout import (
     CONFIG_FILE,
@@ -41,7 +48,7 @@ from scalefree.train.config import RunConfig
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     path = run_dir / METRICS_FILE
     try:
-        with open(path, "a") as f:
+        with open_append(path) as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -65,7 +72,7 @@ def truncate_after(run_dir: Path, epoch: int) -> None:
         backup = path.with_name(
             f"{METRICS_FILE}.bak-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
         )
-        shutil.copy2(path, backup)
+        copy_file(path, backup)
         print(
             f"note: {path}: dropped {len(parsed.lines) - len(kept)} row(s) of epochs after "
             f"{epoch}{' and a torn last line' if parsed.torn_tail else ''}; the original is kept "
@@ -92,6 +99,7 @@ def _ends_with_newline(path: Path) -> bool:
 
 def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
     """Refuse to clobber a different run or an unfinished one (read-only: safe on every rank)."""
+    refuse_symlinks_in(run_dir)  # links planted in a shared log folder: refused before anything
     existing = run_dir / CONFIG_FILE
     if existing.exists():
         try:
@@ -118,9 +126,10 @@ def create_run_dir(run_dir: Path) -> None:
     """Create the run directory and check it is writable before any training starts."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        refuse_symlinks_in(run_dir)  # planted links (shared log folder): refused before any write
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=run_dir)  # O_EXCL: never a link
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise UsageError(
             f"cannot write to the log folder {run_dir.parent} ({exc.strerror or exc}); "

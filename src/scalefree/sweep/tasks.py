@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from scalefree.errors import Terminated, UsageError
+from scalefree.io import refuse_symlinks_in
 from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
 from scalefree.rundir import FAILED_RESULT_KEPT, RESULT_FILE, STATUSES, run_dir_of
 from scalefree.rundir.write import finished_result, record_failure
@@ -146,8 +147,12 @@ def run_task(task: RunTask) -> TaskResult:
     started = time.perf_counter()
     created = not run_dir.exists()
     lock = RunLock(run_dir)
-    if not lock.acquire():
-        return _running_elsewhere(run_dir)
+    try:
+        refuse_symlinks_in(run_dir)  # planted links in a shared log folder: refused, nothing written
+        if not lock.acquire():
+            return _running_elsewhere(run_dir)
+    except UsageError as exc:
+        return TaskResult(run_dir.name, str(run_dir), "error", message=str(exc))
     outcome: TaskResult | None = None
     try:
         outcome = _run_locked(task, run_dir, started)

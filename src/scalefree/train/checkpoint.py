@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from scalefree.errors import UsageError
-from scalefree.io import atomic_write_bytes
+from scalefree.io import atomic_write_bytes, refuse_symlink
 
 MAGIC = b"SCALEFREE-CKPT-v1\n"
 LATEST = "checkpoint.pt"
@@ -42,6 +42,8 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any]) -> Path:
     torch.save(payload, buf)
     data = buf.getvalue()
     latest = run_dir / LATEST
+    refuse_symlink(latest)
+    refuse_symlink(run_dir / PREVIOUS)
     if latest.exists():
         os.replace(latest, run_dir / PREVIOUS)  # keep the last good one until the new one is whole
     atomic_write_bytes(latest, MAGIC + hashlib.sha256(data).digest() + data)
