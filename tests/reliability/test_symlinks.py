@@ -8,12 +8,10 @@ the link's target is untouched. Symlinked log and run folders chosen by the user
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from scalefree.cli import main
 from scalefree.io import (
     SymlinkRefused,
     atomic_write_text,
@@ -117,13 +115,16 @@ def test_symlinked_log_and_run_folders_chosen_by_the_user_work(tmp_path):
     assert run(logs2) == 0 and (real / RESULT_FILE).exists()
 
 
-def test_sweep_refuses_a_planted_lock_link(tmp_path, capsys):
-    target = victim(tmp_path)
-    logs = tmp_path / "logs"
-    code = main(["sweep", "--dataset", "synthetic", "--synthetic-sizes", "64", "32",
-                 "--log-folder", str(logs), "--dry-run"])  # fmt: skip
-    capsys.readouterr()
-    assert code in (0, 2)
-    os.makedirs(logs, exist_ok=True)
-    from scalefree.sweep.tasks import RunTask  # noqa: F401  (the sweep's task type exists)
+def test_sweep_refuses_a_planted_link_in_one_run_and_runs_the_other(tmp_path, capsys):
+    from tests.sweep.conftest import grid_run_dirs, sweep
+
+    target, logs = victim(tmp_path), tmp_path / "logs"
+    planted, other = grid_run_dirs(logs)
+    planted.mkdir(parents=True)
+    (planted / "metrics.jsonl").symlink_to(target)
+    code = sweep(logs, "--workers", "1")
+    out = capsys.readouterr()
+    assert code != 0 and "symbolic link" in out.out + out.err
     assert target.read_text() == VICTIM
+    assert sorted(p.name for p in planted.iterdir()) == ["metrics.jsonl"]
+    assert (other / RESULT_FILE).is_file()  # the other run of the sweep still ran
