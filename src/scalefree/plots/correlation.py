@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from scalefree.rundir import RunRecord
-from scalefree.train.stats import load_stats
+from scalefree.rundir.stats import load_stats
 
 from .figure_common import MIN_SPREAD_SPAN, QUANTITY_LABELS, NothingToPlot, method_color, min_span
 from .layout import finish, new_figure

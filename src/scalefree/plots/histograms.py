@@ -13,8 +13,8 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from scalefree.errors import UsageError
 from scalefree.rundir import RunRecord
+from scalefree.rundir.stats import QUANTITIES, UpdateStats, iqr_log2, load_stats
 from scalefree.train.config import fmt_num
-from scalefree.train.stats import QUANTITIES, UpdateStats, iqr_log2, load_stats
 
 from .figure_common import QUANTITY_LABELS, NothingToPlot, one_group, select_methods
 from .layout import finish, new_figure

@@ -35,7 +35,7 @@ Accuracies are fractions in [0, 1]; losses include ``--loss-multiplier``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -43,6 +43,8 @@ RESULT_FILE = "result.json"
 # A failed run's result.json, kept beside it when a sweep retries the run (--retry-failed).
 FAILED_RESULT_KEPT = "result.failed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+# The checkpoint before the latest, kept until the new one is whole (scalefree.train.checkpoint).
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
 STATS_DIR = "stats"
 STATS_GLOB = "epoch_*.npz"
 STATUSES = ("completed", "diverged", "failed")
@@ -50,9 +52,44 @@ STATUSES = ("completed", "diverged", "failed")
 DIVERGED_ERROR = 1.1
 
 
-def run_dir_of(config: Any) -> Path:
+class RunSpec(Protocol):
+    """What the run directory needs of a run's settings, and all it knows of them: where the run
+    lives, what identifies it, what config.json holds. ``scalefree.train.config.RunConfig`` is one;
+    the run directory never imports it (docs/design.md section 1: layers point down)."""
+
+    @property
+    def log_folder(self) -> str: ...
+
+    @property
+    def validation(self) -> bool:
+        """Whether the run evaluates on a held-out validation split (``eval_split`` "val")."""
+        ...
+
+    def run_name(self) -> str: ...
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine what the run computes (a resumed run must match)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """config.json's content (JSON-ready)."""
+        ...
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        """The settings read back from a config.json."""
+        ...
+
+
+def run_dir_of(config: RunSpec) -> Path:
     """Where a RunConfig's run lives: ``<log_folder>/<run_name()>`` (the only place this is built)."""
     return Path(config.log_folder) / config.run_name()
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether a run directory holds a checkpoint (latest or previous) of an unfinished run."""
+    run_dir = Path(run_dir)
+    return (run_dir / CHECKPOINT_FILE).exists() or (run_dir / PREVIOUS_CHECKPOINT_FILE).exists()
 
 
 def stats_dir(run_dir: str | Path) -> Path:

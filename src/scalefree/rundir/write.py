@@ -29,6 +29,8 @@ from scalefree.rundir.layout import (
     DIVERGED_ERROR,
     METRICS_FILE,
     RESULT_FILE,
+    RunSpec,
+    has_checkpoint,
     run_dir_of,
     stats_files,
 )
@@ -41,8 +43,6 @@ from scalefree.rundir.read import (
     read_result,
     set_aside,
 )
-from scalefree.train import checkpoint as ckpt
-from scalefree.train.config import RunConfig
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
@@ -97,13 +97,13 @@ def _ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
-def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
+def check_run_dir(run_dir: Path, config: RunSpec, resume: bool) -> None:
     """Refuse to clobber a different run or an unfinished one (read-only: safe on every rank)."""
     refuse_symlinks_in(run_dir)  # links planted in a shared log folder: refused before anything
     existing = run_dir / CONFIG_FILE
     if existing.exists():
         try:
-            saved = RunConfig.from_dict(read_json_object(existing)).identity()
+            saved = type(config).from_dict(read_json_object(existing)).identity()
         except (DamagedFile, UsageError, TypeError) as exc:
             raise UsageError(
                 f"{existing} is damaged ({exc}); restore it, or delete the run directory to start "
@@ -115,7 +115,7 @@ def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
             raise UsageError(
                 f"{run_dir} holds a run with different settings {diff}; use another --log-folder"
             )
-    if ckpt.has_checkpoint(run_dir) and not resume:
+    if has_checkpoint(run_dir) and not resume:
         raise UsageError(
             f"{run_dir} already holds a checkpoint of an unfinished run; pass --resume to continue it "
             "or delete the folder to start over"
@@ -180,7 +180,7 @@ def held_message(run_dir: Path) -> str:
     )
 
 
-def write_config(run_dir: Path, config: RunConfig, env: dict[str, Any] | None = None) -> None:
+def write_config(run_dir: Path, config: RunSpec, env: dict[str, Any] | None = None) -> None:
     """config.json: the RunConfig, the directory's name and (from the trainer) the environment."""
     extra: dict[str, Any] = {"run_name": run_dir.name}
     if env is not None:
@@ -229,7 +229,7 @@ def write_result(run_dir: Path, result: dict[str, Any]) -> None:
 
 
 def record_failure(
-    config: RunConfig, message: str, wall_time_s: float, tb: str | None = None
+    config: RunSpec, message: str, wall_time_s: float, tb: str | None = None
 ) -> dict[str, Any]:
     """Write result.json with status ``failed`` for a run that raised (a sweep worker's crash).
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import types
 import typing
 from collections.abc import Iterable
@@ -115,9 +114,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"epochs {r['epochs_completed']}  steps {r['steps']}  time {r['wall_time_s']:.1f}s")
     print(f"run directory: {outcome.run_dir}")
     return 0 if r["status"] == "completed" else 1
-
-
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - python -m scalefree.train.cli
-    from scalefree.cli import main as cli_main
-
-    return cli_main(["train", *(argv if argv is not None else sys.argv[1:])])
