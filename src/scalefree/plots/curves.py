@@ -11,12 +11,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator, ScalarFormatter
 
-from scalefree.rundir import RunRecord
 from scalefree.train.config import fmt_num
 
 from .figure_common import (
     MIN_ACC_SPAN,
     NothingToPlot,
+    Runs,
     method_color,
     min_span,
     one_group,
@@ -85,11 +85,7 @@ def curve_data(summary: GroupSummary, methods: Sequence[str] | None = None) -> l
 
 
 def curves(
-    runs: Sequence[RunRecord] | GroupSummary,
-    path: str | Path,
-    *,
-    methods: Sequence[str] | None = None,
-    title: str | None = None,
+    runs: Runs, path: str | Path, *, methods: Sequence[str] | None = None, title: str | None = None
 ) -> Figure:
     """Training loss (log scale) and test accuracy against epoch for the best setting of each
     method (paper Figure 3, middle): mean over seeds, with the min-max band when there are several.

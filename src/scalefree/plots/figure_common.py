@@ -20,6 +20,9 @@ from scalefree.train.config import fmt_num
 
 from .tables import GroupSummary, summarize
 
+# What a figure is drawn from: run records (of one experiment configuration), or their summary.
+Runs = Sequence[RunRecord] | GroupSummary
+
 # One colour per method in every figure, so AdamL2 / AdamW read the same everywhere: each
 # optimizer entry's colour, read live from the registry.
 METHOD_COLORS = OPTIMIZERS.plot_colors()
@@ -49,7 +52,7 @@ def method_color(method: str) -> str:
     return SWITCH_COLORS.get(method.rpartition("+")[2], "tab:gray")
 
 
-def one_group(runs: Sequence[RunRecord] | GroupSummary) -> GroupSummary:
+def one_group(runs: Runs) -> GroupSummary:
     """The single experiment configuration of ``runs``; several are a usage error, since a heatmap
     or curve mixing e.g. two models would be meaningless."""
     if isinstance(runs, GroupSummary):
@@ -123,6 +126,7 @@ __all__ = [
     "MIN_SPREAD_SPAN",
     "QUANTITY_LABELS",
     "NothingToPlot",
+    "Runs",
     "axis_scale",
     "method_color",
     "min_span",

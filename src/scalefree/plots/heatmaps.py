@@ -10,13 +10,13 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Rectangle
 
-from scalefree.rundir import DIVERGED_ERROR, RunRecord
+from scalefree.rundir import DIVERGED_ERROR
 from scalefree.rundir.summary import TIMESCALE_AXIS
 from scalefree.train.config import fmt_num
 
-from .figure_common import NothingToPlot, one_group, select_methods, tick_labels
+from .figure_common import NothingToPlot, Runs, one_group, select_methods, tick_labels
 from .layout import finish, new_figure
-from .tables import Cell, GroupSummary, MethodGrid
+from .tables import Cell, MethodGrid
 from .verdict import Verdict, judge_group
 
 # Bright = low error, darker = worse, near-black grey = diverged: "darker is worse" throughout.
@@ -59,11 +59,7 @@ def _heatmap_norm(grids: Sequence[MethodGrid], verdict: Verdict) -> Normalize:
 
 
 def heatmap(
-    runs: Sequence[RunRecord] | GroupSummary,
-    path: str | Path,
-    *,
-    methods: Sequence[str] | None = None,
-    title: str | None = None,
+    runs: Runs, path: str | Path, *, methods: Sequence[str] | None = None, title: str | None = None
 ) -> Figure:
     """Final top-1 test error over initial step size eta0 (rows) x weight decay (columns), one
     panel per method on a shared colour scale; the best setting of each method is circled in black

@@ -1,8 +1,6 @@
-"""The run's optimizer and learning-rate schedule, built from its RunConfig and the registries.
+"""The run's optimizer, built from its RunConfig and the optimizer registry.
 
-Schedulers step once per epoch: Cosine anneals to 0 over ``train_epochs``; Step multiplies by
-``lr_gamma`` every ``lr_step_size`` epochs; Exponential by ``lr_gamma`` every epoch; Polynomial is
-(1 - epoch / train_epochs) ** ``lr_power``.
+The schedules are registry entries of their own (:mod:`scalefree.train.schedulers`).
 """
 
 from __future__ import annotations
@@ -85,30 +83,9 @@ def make_optimizer(
     )
 
 
-def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):
-    epochs = config.train_epochs
-    s = config.scheduler
-    if s == "None":
-        return None
-    if s == "Cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    if s == "Step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma
-        )
-    if s == "Exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
-    if s == "Polynomial":
-        return torch.optim.lr_scheduler.PolynomialLR(
-            optimizer, total_iters=epochs, power=config.lr_power
-        )
-    raise UsageError(f"unknown scheduler {s!r}")
-
-
 __all__ = [
     "active_convention",
     "make_optimizer",
-    "make_scheduler",
     "optimizer_options",
     "resolved_weight_decay",
 ]

@@ -3,9 +3,9 @@
 This module runs one: the claim of its directory, its state, resume and callbacks. What the
 run is set up from lives apart: :mod:`scalefree.train.machine` (device, layout, compile, the
 process-global settings, environment), :mod:`scalefree.train.initial_weights` (the stored initial
-model) and :mod:`scalefree.train.optimizer_setup` (optimizer and schedule); their names stay
-importable from here. :func:`train` checks the run directory,
-sets the process-global torch settings for the run (restored on return,
+model), :mod:`scalefree.train.optimizer_setup` (the optimizer) and
+:mod:`scalefree.train.schedulers` (the schedule); their names stay importable from here.
+:func:`train` checks the run directory, sets the process-global torch settings for the run (restored on return,
 :mod:`scalefree.train.settings`), loads the data and the stored initial weights, takes the
 run's lock, builds the :class:`~scalefree.train.run_state.RunState` (model, optimizer, scheduler,
 data generator, counters), resumes it from a checkpoint, writes config.json and wraps the model
@@ -78,12 +78,12 @@ from scalefree.train.machine import (  # noqa: F401 - the trainer's public names
 from scalefree.train.optimizer_setup import (  # noqa: F401 - the trainer's public names
     active_convention,
     make_optimizer,
-    make_scheduler,
     optimizer_options,
     resolved_weight_decay,
 )
 from scalefree.train.progress import ProgressCallback
 from scalefree.train.run_state import DistContext, RunOutcome, RunState
+from scalefree.train.schedulers import make_scheduler
 from scalefree.train.settings import process_settings
 from scalefree.train.stats import UpdateStatistics, alpha_of, stats_layers  # noqa: F401
 
