@@ -48,3 +48,66 @@ def test_init_seed_default_is_said_once() -> None:
     text = " ".join(PARSERS["scalefree train"].format_help().split())
     assert "seed of the stored initial weights (default: --seed) --" in text
     assert "(default: --seed) (default: None)" not in text
+
+
+def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
+    return parser._option_string_actions[flag]
+
+
+def test_registry_choices_in_help_are_every_registered_name() -> None:
+    """--optim-method, --model and --dataset list their registries in full (they once listed 11
+    of 14 optimizers); --scheduler and --executor take their choices from theirs."""
+    from scalefree.data import DATASETS
+    from scalefree.models import MODELS
+    from scalefree.optim import OPTIMIZERS
+    from scalefree.sweep.executor_choice import EXECUTORS
+    from scalefree.train.schedulers import SCHEDULERS
+
+    train = PARSERS["scalefree train"]
+    for flag, registry in (
+        ("--optim-method", OPTIMIZERS),
+        ("--model", MODELS),
+        ("--dataset", DATASETS),
+    ):
+        text = " ".join(_option(train, flag).help.split())
+        assert ", ".join(registry.names()) in text, flag
+    assert tuple(_option(train, "--scheduler").choices) == SCHEDULERS.names()
+    assert len(SCHEDULERS) == 5 and len(OPTIMIZERS.names()) >= 14
+    sweep = PARSERS["scalefree sweep"]
+    assert (
+        tuple(_option(sweep, "--executor").choices)
+        == EXECUTORS.names()
+        == (
+            "local",
+            "ray",
+            "slurm",
+        )
+    )
+    diagnose_help = " ".join(_option(PARSERS["scalefree diagnose"], "--model").help.split())
+    assert ", ".join(MODELS.names()) in diagnose_help
+
+
+def test_a_registered_entry_appears_in_the_help_and_choices() -> None:
+    """The lists are generated when the parser is built, not copied: a new entry shows up."""
+    import dataclasses
+
+    from scalefree.optim import OPTIMIZERS
+    from scalefree.sweep.executor_choice import EXECUTORS, ExecutorEntry
+    from scalefree.train.schedulers import SCHEDULERS, SchedulerEntry
+
+    toy_opt = dataclasses.replace(OPTIMIZERS.get("SGD"), name="ToyOpt")
+    with (
+        OPTIMIZERS.registered(toy_opt),
+        SCHEDULERS.registered(SchedulerEntry("ToySched", lambda o, c: None, "none")),
+        EXECUTORS.registered(ExecutorEntry("toyexec", lambda a, f: None, "nowhere")),
+    ):
+        parsers_now = dict(parsers(build_parser()))
+        train, sweep = parsers_now["scalefree train"], parsers_now["scalefree sweep"]
+        assert "ToyOpt (default: AdamW)" in " ".join(_option(train, "--optim-method").help.split())
+        assert "ToySched" in _option(train, "--scheduler").choices
+        assert "toyexec" in _option(sweep, "--executor").choices
+    assert "ToySched" not in _option(build_parser_train(), "--scheduler").choices
+
+
+def build_parser_train() -> argparse.ArgumentParser:
+    return dict(parsers(build_parser()))["scalefree train"]

@@ -39,3 +39,36 @@ def test_synthetic_sizes_need_the_synthetic_dataset(tmp_path, capsys):
     )
     assert code == 2
     assert "--synthetic-sizes applies only to --dataset synthetic" in capsys.readouterr().err
+
+
+def _executor_args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_executor_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_executors_are_registry_entries_built_by_make_executor(tmp_path):
+    import pytest
+
+    from scalefree.errors import UsageError
+    from scalefree.sweep.executor_choice import EXECUTORS, ExecutorEntry, make_executor
+    from scalefree.sweep.executors import LocalExecutor
+
+    local = make_executor(_executor_args("--workers", "3", "--runs-per-gpu", "2"), tmp_path)
+    assert isinstance(local, LocalExecutor) and (local.workers, local.runs_per_gpu) == (3, 2)
+    built = []
+    toy = ExecutorEntry("toy", lambda args, folder: built.append(folder) or "TOY", "a toy")
+    with EXECUTORS.registered(toy):
+        assert make_executor(_executor_args("--executor", "toy"), tmp_path) == "TOY"
+    assert built == [tmp_path]
+    # --workers and --runs-per-gpu are checked once (LocalExecutor.check_options), for every
+    # executor and before its optional package is looked for.
+    for executor in ("local", "ray", "slurm"):
+        for flag in ("--workers", "--runs-per-gpu"):
+            with pytest.raises(UsageError, match=f"^{flag} must be a positive integer, got 0$"):
+                make_executor(_executor_args("--executor", executor, flag, "0"), tmp_path)
+    with pytest.raises(UsageError, match="^--workers must be a positive integer, got -1$"):
+        LocalExecutor(workers=-1)
+    missing = ExecutorEntry("far", lambda a, f: None, "far away", package="no_such_package_x")
+    with EXECUTORS.registered(missing), pytest.raises(UsageError, match="no_such_package_x"):
+        make_executor(_executor_args("--executor", "far"), tmp_path)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from scalefree.cli import build_parser
 from scalefree.data import eval_batches
 from scalefree.models import build_model
+from scalefree.train import machine
 from scalefree.train import trainer as trainer_mod
 from scalefree.train.cli import config_from_args
 from scalefree.train.config import RunConfig
@@ -51,12 +52,12 @@ def test_resolve_compile(monkeypatch):
     long = COMPILE_MIN_STEPS["cpu"]
     assert resolve_compile(RunConfig(compile="on"), CPU, 1) is True
     assert resolve_compile(RunConfig(compile="off"), CPU, 10 * long) is False
-    monkeypatch.setattr(trainer_mod, "_compiler_available", lambda device: True)
+    monkeypatch.setattr(machine, "_compiler_available", lambda device: True)
     auto = RunConfig(compile="auto")
     assert resolve_compile(auto, CPU, long) is True
     assert resolve_compile(auto, CPU, long - 1) is False  # too short to earn the compile back
     assert resolve_compile(auto.replace(reproducible=True), CPU, 10 * long) is False
-    monkeypatch.setattr(trainer_mod, "_compiler_available", lambda device: False)
+    monkeypatch.setattr(machine, "_compiler_available", lambda device: False)
     assert resolve_compile(auto, CPU, 10 * long) is False
 
 

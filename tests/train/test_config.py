@@ -13,8 +13,10 @@ from scalefree.train.cli import add_config_arguments, config_from_args
 from scalefree.train.config import (
     EXECUTION_FIELDS,
     RunConfig,
+    choices_of,
     config_fields,
     flag,
+    help_of,
     setting,
     spec_of,
 )
@@ -39,9 +41,9 @@ def test_every_field_is_one_flag_with_its_own_help():
     for f in config_fields():
         action, spec = actions[f.name], spec_of(f)
         assert action.option_strings == [flag(f.name)]
-        assert action.help.startswith(spec.help), f.name
+        assert action.help.startswith(help_of(f)), f.name
         if spec.choices is not None:
-            assert tuple(action.choices) == spec.choices, f.name
+            assert tuple(action.choices) == choices_of(f), f.name
 
 
 def test_flags_parse_to_the_default_config_and_back():

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scalefree.errors import UsageError
+from scalefree.models import MODELS
 from scalefree.rundir import iter_run_dirs
 from scalefree.rundir.layout import DIAGNOSE_AT, diagnose_file
 from scalefree.train.checkpoint import has_checkpoint
@@ -74,8 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--model",
         nargs="+",
         metavar="MODEL",
-        help="ResNet20/32/44/56/110/218/1202, DenseNetBC100 or MLP4..MLP32; several: one line "
-        f"each (default: {RunConfig.model})",
+        help=f"{', '.join(MODELS.names())}; several: one line each (default: {RunConfig.model})",
     )
     all_fields = {f.name for f in dataclasses.fields(RunConfig)}
     add_config_arguments(p, exclude=all_fields - CONFIG_FLAGS)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from scalefree.errors import UsageError
 from scalefree.rundir import RunRecord
-from scalefree.train.stats import QUANTITIES
+from scalefree.rundir.stats import QUANTITIES
 
 from . import figures, layout
 from .report import ensure_runs, write_report_files

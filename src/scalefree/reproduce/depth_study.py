@@ -110,7 +110,7 @@ def _number(value: object) -> float:
 
 def _update_spread(path: Path) -> float:
     """|u|/alpha log2 IQR of the run's last statistics snapshot; NaN without readable stats."""
-    from scalefree.train.stats import load_stats
+    from scalefree.rundir.stats import load_stats
 
     try:
         spread = load_stats(path).spread("update_over_alpha")

@@ -1,6 +1,8 @@
 """The run directory: the one package that knows its layout, writes it and reads it back.
 
-* :mod:`scalefree.rundir.layout`: file names, statuses, the result.json schema, where a run lives;
+* :mod:`scalefree.rundir.layout`: file names, statuses, the result.json schema (``RunResult``),
+  where a run lives;
+* :mod:`scalefree.rundir.stats`: the update-statistics files, their writer and ``load_stats``;
 * :mod:`scalefree.rundir.write`: creating/checking a run directory, metrics rows, config.json,
   result.json (the trainer and the sweep workers write only through it);
 * :mod:`scalefree.rundir.read`: readers that report damaged files instead of crashing (sweeps,
@@ -19,6 +21,9 @@ from scalefree.rundir.layout import (
     RESULT_FILE,
     STATS_DIR,
     STATUSES,
+    RunResult,
+    RunSpec,
+    result_problem,
     run_dir_of,
     stats_dir,
     stats_file,
@@ -49,6 +54,8 @@ __all__ = [
     "RESULT_FILE",
     "STATS_DIR",
     "STATUSES",
+    "RunResult",
+    "RunSpec",
     "DamagedFile",
     "MetricsFile",
     "RunRecord",
@@ -61,6 +68,7 @@ __all__ = [
     "read_metrics",
     "read_metrics_file",
     "read_result",
+    "result_problem",
     "run_dir_of",
     "set_aside",
     "stats_dir",

@@ -23,7 +23,7 @@ from scalefree.rundir.layout import (
     CONFIG_FILE,
     METRICS_FILE,
     RESULT_FILE,
-    STATUSES,
+    read_problem,
 )
 from scalefree.rundir.summary import run_error
 
@@ -165,17 +165,15 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
 
 
 def read_result(run_dir: str | Path) -> dict[str, Any] | None:
-    """result.json, None when absent; DamagedFile when it is not a result (see module docstring)."""
+    """result.json, None when absent; DamagedFile when it lacks what readers need
+    (:func:`scalefree.rundir.layout.read_problem`; the schema is ``layout.RunResult``)."""
     path = Path(run_dir) / RESULT_FILE
     if not path.exists():
         return None
     result = read_json_object(path)
-    status = result.get("status")
-    if status not in STATUSES:
-        raise DamagedFile(path, f"'status' is {status!r}, not one of {', '.join(STATUSES)}")
-    err = result.get("test_error")
-    if status == "completed" and (isinstance(err, bool) or not isinstance(err, (int, float))):
-        raise DamagedFile(path, "a completed result without a numeric 'test_error'")
+    problem = read_problem(result)
+    if problem is not None:
+        raise DamagedFile(path, problem)
     return result
 
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from scalefree.errors import UsageError
 from scalefree.io import (
@@ -29,6 +29,10 @@ from scalefree.rundir.layout import (
     DIVERGED_ERROR,
     METRICS_FILE,
     RESULT_FILE,
+    RunResult,
+    RunSpec,
+    has_checkpoint,
+    result_problem,
     run_dir_of,
     stats_files,
 )
@@ -41,8 +45,6 @@ from scalefree.rundir.read import (
     read_result,
     set_aside,
 )
-from scalefree.train import checkpoint as ckpt
-from scalefree.train.config import RunConfig
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
@@ -97,13 +99,13 @@ def _ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
-def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
+def check_run_dir(run_dir: Path, config: RunSpec, resume: bool) -> None:
     """Refuse to clobber a different run or an unfinished one (read-only: safe on every rank)."""
     refuse_symlinks_in(run_dir)  # links planted in a shared log folder: refused before anything
     existing = run_dir / CONFIG_FILE
     if existing.exists():
         try:
-            saved = RunConfig.from_dict(read_json_object(existing)).identity()
+            saved = type(config).from_dict(read_json_object(existing)).identity()
         except (DamagedFile, UsageError, TypeError) as exc:
             raise UsageError(
                 f"{existing} is damaged ({exc}); restore it, or delete the run directory to start "
@@ -115,7 +117,7 @@ def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
             raise UsageError(
                 f"{run_dir} holds a run with different settings {diff}; use another --log-folder"
             )
-    if ckpt.has_checkpoint(run_dir) and not resume:
+    if has_checkpoint(run_dir) and not resume:
         raise UsageError(
             f"{run_dir} already holds a checkpoint of an unfinished run; pass --resume to continue it "
             "or delete the folder to start over"
@@ -180,7 +182,7 @@ def held_message(run_dir: Path) -> str:
     )
 
 
-def write_config(run_dir: Path, config: RunConfig, env: dict[str, Any] | None = None) -> None:
+def write_config(run_dir: Path, config: RunSpec, env: dict[str, Any] | None = None) -> None:
     """config.json: the RunConfig, the directory's name and (from the trainer) the environment."""
     extra: dict[str, Any] = {"run_name": run_dir.name}
     if env is not None:
@@ -200,37 +202,73 @@ def run_result(
     message: str | None = None,
     divergence: dict[str, Any] | None = None,
     test_split: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """The result.json of a run the trainer finished (completed or diverged); schema in layout.
+) -> RunResult:
+    """The result.json of a run the trainer finished (completed or diverged; the schema is
+    :data:`~scalefree.rundir.layout.RunResult`).
 
     ``test_split``: loss, accuracy and error on the official test split of a run that evaluated on
     a validation split (``--validation``), measured once after its last step; None otherwise.
     """
     completed = status == "completed"
-    return {
+    return _result(
+        status,
+        epochs_completed=epochs_completed,
+        steps=steps,
+        wall_time_s=wall_time_s,
+        final=last if completed else None,
+        last=last,
+        test_error=(1.0 - last["test_acc"]) if completed and last else None,
+        best_test_acc=best_test_acc,
+        eval_split=eval_split,
+        message=message,
+        divergence=divergence,
+        test_split=test_split,
+    )
+
+
+def _result(
+    status: str,
+    *,
+    epochs_completed: int,
+    steps: int,
+    wall_time_s: float,
+    final: dict[str, Any] | None,
+    last: dict[str, Any] | None,
+    test_error: float | None,
+    best_test_acc: float | None,
+    eval_split: str,
+    message: str | None,
+    **own: Any,
+) -> RunResult:
+    """A result.json of any status: the keys every status has, in their order, then the status's
+    own (layout.CompletedResult, DivergedResult, FailedResult)."""
+    common = {
         "status": status,
         "epochs_completed": epochs_completed,
         "steps": steps,
         "wall_time_s": round(wall_time_s, 3),
-        "final": last if completed else None,
+        "final": final,
         "last_evaluation": last,
-        "test_error": (1.0 - last["test_acc"]) if completed and last else None,
+        "test_error": test_error,
         "best_test_acc": best_test_acc,
         "eval_split": eval_split,
         "message": message,
-        "divergence": divergence,
-        "test_split": test_split,
     }
+    return cast(RunResult, common | own)
 
 
-def write_result(run_dir: Path, result: dict[str, Any]) -> None:
-    """result.json, atomically: the last write of a run, which marks it finished."""
+def write_result(run_dir: Path, result: RunResult) -> None:
+    """result.json, atomically: the last write of a run, which marks it finished. A result that
+    does not match its status's schema is a bug here, refused before anything is written."""
+    problem = result_problem(result)
+    if problem is not None:
+        raise ValueError(f"refusing to write {run_dir / RESULT_FILE}: {problem}")
     atomic_write_json(run_dir / RESULT_FILE, result)
 
 
 def record_failure(
-    config: RunConfig, message: str, wall_time_s: float, tb: str | None = None
-) -> dict[str, Any]:
+    config: RunSpec, message: str, wall_time_s: float, tb: str | None = None
+) -> RunResult:
     """Write result.json with status ``failed`` for a run that raised (a sweep worker's crash).
 
     The last evaluation that made it to metrics.jsonl is kept; ``test_error`` is DIVERGED_ERROR as
@@ -243,21 +281,21 @@ def record_failure(
         write_config(run_dir, config)
     rows = read_metrics(run_dir)
     last = rows[-1] if rows else None
-    result = {
-        "status": "failed",
-        "epochs_completed": int(last["epoch"]) if last else 0,
-        "steps": int(last.get("step") or 0) if last else 0,
-        "wall_time_s": round(wall_time_s, 3),
-        "final": None,
-        "last_evaluation": last,
-        "test_error": DIVERGED_ERROR,
-        "best_test_acc": max(
+    result = _result(
+        "failed",
+        epochs_completed=int(last["epoch"]) if last else 0,
+        steps=int(last.get("step") or 0) if last else 0,
+        wall_time_s=wall_time_s,
+        final=None,
+        last=last,
+        test_error=DIVERGED_ERROR,
+        best_test_acc=max(
             (r["test_acc"] for r in rows if isinstance(r.get("test_acc"), (int, float))),
             default=None,
         ),
-        "eval_split": "val" if config.validation else "test",
-        "message": message,
-        "traceback": tb,
-    }
+        eval_split="val" if config.validation else "test",
+        message=message,
+        traceback=tb,
+    )
     write_result(run_dir, result)
     return result

@@ -16,21 +16,13 @@ another launch is training are left alone; ``--retry-failed`` reruns the failed 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 from scalefree.errors import UsageError
 from scalefree.rundir.summary import TIMESCALE_AXIS, WEIGHT_DECAY_AXIS
-from scalefree.sweep.executors import (
-    EXECUTORS,
-    Executor,
-    LocalExecutor,
-    RayExecutor,
-    SlurmExecutor,
-    missing_extra,
-    parse_slurm_time,
-)
+from scalefree.sweep.executor_choice import EXECUTORS, make_executor
+from scalefree.sweep.executors import Executor
 from scalefree.sweep.grid import (
     DEFAULT_METHODS,
     PAPER_ETA0S,
@@ -168,7 +160,10 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
 def _local_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument(
-        "--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)"
+        "--executor",
+        choices=EXECUTORS.names(),
+        default="local",
+        help="where runs execute (default: local)",
     )
     g.add_argument(
         "--workers",
@@ -274,48 +269,6 @@ def _slurm_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="submit the job array and return (relaunch the same command later to collect, "
         "extend and summarize)",
-    )
-
-
-def make_executor(args: argparse.Namespace, log_folder: str | Path) -> Executor:
-    """The executor chosen by ``--executor`` with its options; validates them."""
-    if args.runs_per_gpu < 1:
-        raise UsageError(f"--runs-per-gpu must be a positive integer, got {args.runs_per_gpu}")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be a positive integer, got {args.workers}")
-    # Say so before planning anything when the executor's optional package is missing.
-    module = {"ray": "ray", "slurm": "submitit"}.get(args.executor)
-    if module is not None and importlib.util.find_spec(module) is None:
-        raise missing_extra(module, args.executor)
-    if args.executor == "local":
-        return LocalExecutor(workers=args.workers, runs_per_gpu=args.runs_per_gpu)
-    if args.executor == "ray":
-        if args.ray_num_cpus is not None and args.ray_num_cpus < 1:
-            raise UsageError(f"--ray-num-cpus must be a positive integer, got {args.ray_num_cpus}")
-        init = {} if args.ray_num_cpus is None else {"num_cpus": args.ray_num_cpus}
-        return RayExecutor(
-            address=args.ray_address,
-            runs_per_gpu=args.runs_per_gpu,
-            cpus_per_run=args.cpus_per_run,
-            init_kwargs=init,
-        )
-    if args.slurm_poll_s <= 0:
-        raise UsageError(f"--slurm-poll-s must be positive, got {args.slurm_poll_s}")
-    return SlurmExecutor(
-        args.slurm_folder or Path(log_folder) / "slurm",
-        partition=args.slurm_partition,
-        time_min=parse_slurm_time(args.slurm_time),
-        gpus_per_node=args.slurm_gpus_per_node,
-        cpus_per_task=args.slurm_cpus_per_task,
-        mem_gb=args.slurm_mem_gb,
-        array_parallelism=args.slurm_array_parallelism,
-        runs_per_gpu=args.runs_per_gpu,
-        account=args.slurm_account,
-        qos=args.slurm_qos,
-        constraint=args.slurm_constraint,
-        cluster=args.slurm_cluster,
-        poll_s=args.slurm_poll_s,
-        wait=not args.slurm_no_wait,
     )
 
 

@@ -52,7 +52,6 @@ from scalefree.errors import Terminated, UsageError
 from scalefree.sweep.tasks import RunTask, TaskResult, interrupted, run_task
 
 OnResult = Callable[[TaskResult], None]
-EXECUTORS = ("local", "ray", "slurm")
 # Seconds a stopping worker gets to leave by itself (a training step, or an evaluation and its
 # checkpoint) before it is killed; Slurm's default grace between SIGTERM and SIGKILL is 30 s.
 STOP_GRACE_S = 20.0
@@ -65,6 +64,12 @@ class Executor(Protocol):
     name: str
 
     def run(self, tasks: Sequence[RunTask], on_result: OnResult) -> list[TaskResult]: ...
+
+
+def require_positive(flag: str, value: int | None) -> None:
+    """A count option of an executor (``--workers``, ``--runs-per-gpu``, ...): unset or >= 1."""
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be a positive integer, got {value}")
 
 
 def available_cores() -> int:
@@ -115,14 +120,18 @@ class LocalExecutor:
         gpus: Sequence[str] | None = None,
         cores: int | None = None,
     ) -> None:
-        if workers is not None and workers < 1:
-            raise UsageError(f"--workers must be a positive integer, got {workers}")
-        if runs_per_gpu < 1:
-            raise UsageError(f"--runs-per-gpu must be a positive integer, got {runs_per_gpu}")
+        self.check_options(workers, runs_per_gpu)
         self.workers = workers
         self.runs_per_gpu = runs_per_gpu
         self._gpus = None if gpus is None else list(gpus)
         self.cores = cores or available_cores()
+
+    @staticmethod
+    def check_options(workers: int | None, runs_per_gpu: int) -> None:
+        """``--runs-per-gpu`` and ``--workers`` (the sweep CLI checks them before any executor
+        is chosen, through this)."""
+        require_positive("--runs-per-gpu", runs_per_gpu)
+        require_positive("--workers", workers)
 
     def slots(self, use_gpu: bool) -> list[str | None]:
         """One entry per concurrent run: its GPU id (round-robin over GPUs) or None for the CPU."""
@@ -297,10 +306,8 @@ class RayExecutor:
         cpus_per_run: int = 1,
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if runs_per_gpu < 1:
-            raise UsageError(f"--runs-per-gpu must be a positive integer, got {runs_per_gpu}")
-        if cpus_per_run < 1:
-            raise UsageError(f"--cpus-per-run must be a positive integer, got {cpus_per_run}")
+        require_positive("--runs-per-gpu", runs_per_gpu)
+        require_positive("--cpus-per-run", cpus_per_run)
         self.address = address
         self.runs_per_gpu = runs_per_gpu
         self.cpus_per_run = cpus_per_run
@@ -526,7 +533,6 @@ def _import_optional(module: str, extra: str):
 
 
 __all__ = [
-    "EXECUTORS",
     "Executor",
     "LocalExecutor",
     "RayExecutor",
@@ -534,5 +540,6 @@ __all__ = [
     "SlurmJob",
     "available_cores",
     "parse_slurm_time",
+    "require_positive",
     "visible_gpus",
 ]

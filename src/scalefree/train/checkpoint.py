@@ -26,10 +26,11 @@ import torch
 
 from scalefree.errors import UsageError
 from scalefree.io import atomic_write_bytes, refuse_symlink
+from scalefree.rundir.layout import CHECKPOINT_FILE as LATEST
+from scalefree.rundir.layout import PREVIOUS_CHECKPOINT_FILE as PREVIOUS
+from scalefree.rundir.layout import has_checkpoint  # noqa: F401 - kept importable here
 
 MAGIC = b"SCALEFREE-CKPT-v1\n"
-LATEST = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"
 
 
 class CheckpointError(UsageError):
@@ -87,11 +88,6 @@ def _check_payload(payload: Any) -> None:
         isinstance(rng.get(k), torch.Tensor) for k in ("torch", "data")
     ):
         raise ValueError("key 'rng' is missing or incomplete")
-
-
-def has_checkpoint(run_dir: str | Path) -> bool:
-    run_dir = Path(run_dir)
-    return (run_dir / LATEST).exists() or (run_dir / PREVIOUS).exists()
 
 
 def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import types
 import typing
 from collections.abc import Iterable
 from typing import Any
 
-from scalefree.train.config import RunConfig, flag, spec_of
+from scalefree.train.config import RunConfig, choices_of, flag, help_of, spec_of
 
 
 def _base_type(annotation: Any) -> tuple[Any, int | None]:
@@ -43,15 +42,16 @@ def argument_kwargs(field: dataclasses.Field) -> dict[str, Any]:
     """argparse keywords of one RunConfig field, from its type, default and Spec."""
     spec = spec_of(field)
     kind, nargs = _base_type(field.type)
-    kwargs: dict[str, Any] = {"dest": field.name, "help": spec.help}
+    text = help_of(field)
+    kwargs: dict[str, Any] = {"dest": field.name, "help": text}
     if kind is bool:  # a switch: --name sets True, or --no-name clears a True default
         return kwargs | {"action": "store_false" if field.default else "store_true"}
-    kwargs |= {"type": kind, "default": field.default, "choices": spec.choices}
+    kwargs |= {"type": kind, "default": field.default, "choices": choices_of(field)}
     if nargs is not None:
         kwargs["nargs"] = nargs
     # A help text that names its own default ("default: --seed") keeps it.
-    if "default:" not in spec.help:
-        kwargs["help"] = f"{spec.help} (default: {_shown(field.default)})"
+    if "default:" not in text:
+        kwargs["help"] = f"{text} (default: {_shown(field.default)})"
     return kwargs | dict(spec.cli)
 
 
@@ -115,9 +115,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"epochs {r['epochs_completed']}  steps {r['steps']}  time {r['wall_time_s']:.1f}s")
     print(f"run directory: {outcome.run_dir}")
     return 0 if r["status"] == "completed" else 1
-
-
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - python -m scalefree.train.cli
-    from scalefree.cli import main as cli_main
-
-    return cli_main(["train", *(argv if argv is not None else sys.argv[1:])])

@@ -22,7 +22,6 @@ from typing import Any
 from scalefree.errors import UsageError
 from scalefree.optim.adam_family import DECAY_CONVENTIONS
 
-SCHEDULERS = ("None", "Cosine", "Step", "Exponential", "Polynomial")
 AMP_MODES = ("none", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 CHANNELS_LAST = ("auto", "on", "off")
@@ -76,8 +75,11 @@ class Spec:
     """What a RunConfig field says about itself.
 
     Args:
-        help: the CLI help (a text naming its own default with ``default:`` keeps it).
-        choices: the allowed values (CLI choices and validation).
+        help: the CLI help (a text naming its own default with ``default:`` keeps it);
+            ``{choices}`` in it becomes the registry's names (:func:`help_of`).
+        choices: the allowed values (CLI choices and validation), or ``module:NAME`` of a
+            registry whose names they are (exact spelling, read when used: an entry added later
+            is a choice).
         check: returns the requirement a value fails (``"a positive integer"``), None when valid;
             a field whose default is None accepts None (unset) without a check.
         convert: normalizes a value first (JSON lists -> tuples, legacy values).
@@ -92,7 +94,7 @@ class Spec:
     """
 
     help: str
-    choices: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | str | None = None
     check: Callable[[Any], str | None] | None = None
     convert: Callable[[Any], Any] | None = None
     identity: bool = True
@@ -112,6 +114,30 @@ def spec_of(field: dataclasses.Field | str) -> Spec:
     if isinstance(field, str):
         field = _FIELDS[field]
     return field.metadata[_SPEC]
+
+
+def registry_at(where: str) -> Any:
+    """The registry a Spec names as ``module:NAME`` (imported when first asked for)."""
+    import importlib
+
+    module, attr = where.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def choices_of(field: dataclasses.Field | str) -> tuple[str, ...] | None:
+    """A field's allowed values: its own tuple, or the names of the registry it names."""
+    choices = spec_of(field).choices
+    return registry_at(choices).names() if isinstance(choices, str) else choices
+
+
+def help_of(field: dataclasses.Field | str) -> str:
+    """A field's help with ``{choices}`` replaced by its registry's (or its choices') names."""
+    spec = spec_of(field)
+    if "{choices}" not in spec.help:
+        return spec.help
+    where = spec.registry
+    names = registry_at(where).names() if where is not None else choices_of(field) or ()
+    return spec.help.replace("{choices}", ", ".join(names))
 
 
 # ------------------------------------------------------------------------------------- checks
@@ -177,10 +203,7 @@ def _tuple(v: Any) -> Any:
 class RunConfig:
     # --- the reference code's flags, same meanings ---
     optim_method: str = setting(
-        "AdamW",
-        "optimizer: AdamL2, AdamW, AdamProx, AdamProxL2, AdamProxL1, AdamProxD, SGD, SGDM, "
-        "AdaGrad, RMSProp, Adam",
-        registry="scalefree.optim:OPTIMIZERS",
+        "AdamW", "optimizer: {choices}", registry="scalefree.optim:OPTIMIZERS"
     )
     eta0: float = setting(1e-3, "initial step size alpha", check=POSITIVE)
     weight_decay: float = setting(
@@ -210,17 +233,13 @@ class RunConfig:
     dataroot: str = setting(
         "data", "folder holding cifar-10-batches-py/ or cifar-100-python/", identity=False
     )
-    dataset: str = setting(
-        "CIFAR10", "CIFAR10, CIFAR100 or synthetic", registry="scalefree.data:DATASETS"
-    )
-    model: str = setting(
-        "ResNet20",
-        "ResNet20/32/44/56/110/218/1202 or DenseNetBC100",
-        registry="scalefree.models:MODELS",
-    )
+    dataset: str = setting("CIFAR10", "dataset: {choices}", registry="scalefree.data:DATASETS")
+    model: str = setting("ResNet20", "network: {choices}", registry="scalefree.models:MODELS")
     batch_norm: bool = setting(True, "remove every BatchNorm layer", flag="--no-batch-norm")
     scheduler: str = setting(
-        "None", "learning-rate schedule, stepped once per epoch", choices=SCHEDULERS
+        "None",
+        "learning-rate schedule, stepped once per epoch",
+        choices="scalefree.train.schedulers:SCHEDULERS",
     )
     store_stats: bool = setting(
         False,
@@ -515,10 +534,9 @@ def _validate(c: RunConfig) -> None:
         spec, value = spec_of(f), getattr(c, name)
         if value is None and f.default is None:
             continue  # unset
-        if spec.choices is not None and value not in spec.choices:
-            raise UsageError(
-                f"{flag(name)} must be one of {', '.join(spec.choices)}, got {value!r}"
-            )
+        choices = choices_of(f)
+        if choices is not None and value not in choices:
+            raise UsageError(f"{flag(name)} must be one of {', '.join(choices)}, got {value!r}")
         requirement = spec.check(value) if spec.check is not None else None
         if requirement is not None:
             raise UsageError(f"{flag(name)} must be {requirement}, got {value!r}")
@@ -526,14 +544,11 @@ def _validate(c: RunConfig) -> None:
 
 def _canonicalize(c: RunConfig) -> None:
     """Registry names in their canonical spelling (case-insensitive input): stable run names."""
-    import importlib
-
     for f in dataclasses.fields(c):
         name, where = f.name, spec_of(f).registry
         if where is None:
             continue
-        module, attr = where.split(":")
-        registry = getattr(importlib.import_module(module), attr)
+        registry = registry_at(where)
         try:
             object.__setattr__(c, name, registry.canonical(getattr(c, name)))
         except UsageError as exc:
@@ -567,13 +582,15 @@ def config_fields() -> tuple[dataclasses.Field, ...]:
 __all__ = [
     "EXECUTION_FIELDS",
     "RunConfig",
-    "SCHEDULERS",
     "Spec",
     "Suffix",
+    "choices_of",
     "config_fields",
     "execution_fields",
     "flag",
     "fmt_num",
+    "help_of",
+    "registry_at",
     "setting",
     "spec_of",
 ]

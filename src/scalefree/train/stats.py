@@ -15,7 +15,8 @@ host as int32 (a ResNet-110 snapshot is ~50 kB, against ~20 MB of raw arrays in 
 Storage: ``stats/epoch_EEEE.npz`` per epoch (written atomically at the epoch's end) with
 ``epoch`` (S,), ``iteration`` (S,) in-epoch iteration, ``step`` (S,) global step,
 ``counts`` (S, Q, L, B) int32, ``layers`` (L,), ``quantities`` (Q,), ``bin_exponents`` (B,),
-``iqr_log2`` (S, Q) whole-model spread. Read it with :func:`load_stats`.
+``iqr_log2`` (S, Q) whole-model spread. The file format, its writer and its reader
+(:func:`load_stats`) are :mod:`scalefree.rundir.stats`; their names stay importable from here.
 
 Recording: :class:`UpdateStatistics` is the one recorder, used by ``scalefree train`` (as a
 callback, :mod:`scalefree.train.callbacks`) and usable in any plain torch loop around
@@ -25,9 +26,7 @@ for callers that compute the four quantities themselves.
 
 from __future__ import annotations
 
-import io as _io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,19 +34,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from scalefree.io import atomic_write_bytes
 from scalefree.optim.adam_family import AdamFamily
 from scalefree.optim.groups import is_norm_module
-from scalefree.rundir.layout import stats_dir, stats_files, stats_name
+from scalefree.rundir.layout import stats_dir
+from scalefree.rundir.stats import (  # noqa: F401 - the file format's names, kept here
+    BIN_EXPONENTS,
+    MAX_EXP,
+    MIN_EXP,
+    NUM_BINS,
+    QUANTITIES,
+    UpdateStats,
+    iqr_log2,
+    load_stats,
+    write_stats_file,
+)
 from scalefree.train.callbacks import Callback
 
 if TYPE_CHECKING:
     from scalefree.train.run_state import RunState
-
-QUANTITIES = ("update_over_alpha", "update", "grad", "param")
-MIN_EXP, MAX_EXP = -27, 0
-BIN_EXPONENTS = np.arange(MIN_EXP, MAX_EXP + 1)
-NUM_BINS = len(BIN_EXPONENTS)
 
 
 def log2_bin_index(values: torch.Tensor) -> torch.Tensor:
@@ -73,29 +77,6 @@ def histogram_counts(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.bincount(idx, minlength=len(tensors) * NUM_BINS).view(len(tensors), NUM_BINS)
 
 
-def iqr_log2(counts: np.ndarray) -> np.ndarray:
-    """Interquartile range in log2 units of histograms ``counts[..., B]``.
-
-    Quantiles are interpolated linearly in log2 space within a bin (bin e spans [e, e+1]), so the
-    result is continuous rather than a whole number of bins.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum(-1, keepdims=True)
-    cdf = np.cumsum(counts, -1) / np.where(total == 0, 1, total)
-
-    def quantile(q: float) -> np.ndarray:
-        k = np.argmax(cdf >= q, axis=-1)  # first bin whose cdf reaches q
-        prev = np.where(
-            k > 0, np.take_along_axis(cdf, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0.0
-        )
-        here = np.take_along_axis(cdf, k[..., None], -1)[..., 0]
-        frac = np.where(here > prev, (q - prev) / np.where(here > prev, here - prev, 1), 0.0)
-        return MIN_EXP + k + frac
-
-    out = quantile(0.75) - quantile(0.25)
-    return np.where(total[..., 0] > 0, out, np.nan)
-
-
 def write_epoch_file(
     directory: Path,
     epoch: int,
@@ -103,25 +84,12 @@ def write_epoch_file(
     layer_names: Sequence[str],
 ) -> Path | None:
     """Write one epoch's snapshots ``(iteration, step, counts (Q, L, B))`` to
-    ``directory/epoch_EEEE.npz`` atomically (the layout in the module docstring); None if none."""
+    ``directory/epoch_EEEE.npz`` (:func:`scalefree.rundir.stats.write_stats_file`); None if none."""
     if not rows:
         return None
     counts = torch.stack([r[2] for r in rows]).cpu().numpy().astype(np.int32)
-    payload = {
-        "epoch": np.full(len(rows), epoch, dtype=np.int64),
-        "iteration": np.array([r[0] for r in rows], dtype=np.int64),
-        "step": np.array([r[1] for r in rows], dtype=np.int64),
-        "counts": counts,
-        "layers": np.array(list(layer_names)),
-        "quantities": np.array(QUANTITIES),
-        "bin_exponents": BIN_EXPONENTS,
-        "iqr_log2": iqr_log2(counts.sum(axis=2)),
-    }
-    buf = _io.BytesIO()
-    np.savez_compressed(buf, **payload)
-    path = Path(directory) / stats_name(epoch)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    iterations, steps = [r[0] for r in rows], [r[1] for r in rows]
+    return write_stats_file(directory, epoch, iterations, steps, counts, layer_names)
 
 
 class StatsRecorder:
@@ -285,59 +253,3 @@ class UpdateStatistics(Callback):
 
     def on_run_end(self, state: RunState, result: dict[str, Any] | None) -> None:
         self.discard()
-
-
-@dataclass(frozen=True)
-class UpdateStats:
-    """All snapshots of a run. ``counts[s, q, l, b]``: snapshot s, quantity q, layer l, bin b."""
-
-    epoch: np.ndarray
-    iteration: np.ndarray
-    step: np.ndarray
-    counts: np.ndarray
-    layers: tuple[str, ...]
-    quantities: tuple[str, ...] = QUANTITIES
-    bin_exponents: np.ndarray = field(default_factory=BIN_EXPONENTS.copy)
-
-    def model_counts(self, quantity: str) -> np.ndarray:
-        """(S, B) whole-model counts of one quantity."""
-        return self.counts[:, self.quantities.index(quantity)].sum(axis=1)
-
-    def fractions(
-        self, quantity: str, epoch: int | None = None, layer: str | None = None
-    ) -> np.ndarray:
-        """Fraction of coordinates per bin, summed over the snapshots of ``epoch`` (all if None),
-        for the whole model or one ``layer``."""
-        q = self.quantities.index(quantity)
-        sel = np.ones(len(self.epoch), bool) if epoch is None else self.epoch == epoch
-        if not sel.any():
-            raise ValueError(
-                f"no statistics for epoch {epoch}; available: {sorted(set(self.epoch.tolist()))}"
-            )
-        c = self.counts[sel, q]
-        c = c[:, self.layers.index(layer)] if layer is not None else c.sum(axis=1)
-        total = c.sum()
-        return c.sum(axis=0) / max(total, 1)
-
-    def spread(self, quantity: str = "update_over_alpha") -> np.ndarray:
-        """(S,) whole-model log2 interquartile range per snapshot."""
-        return iqr_log2(self.model_counts(quantity))
-
-
-def load_stats(run_dir: str | Path) -> UpdateStats:
-    """Read every ``stats/epoch_*.npz`` of a run, in epoch order."""
-    files = [f for _, f in stats_files(run_dir)]
-    if not files:
-        raise FileNotFoundError(
-            f"no update statistics in {stats_dir(run_dir)} (train with --store-stats)"
-        )
-    parts = [np.load(f, allow_pickle=False) for f in files]
-    return UpdateStats(
-        epoch=np.concatenate([p["epoch"] for p in parts]),
-        iteration=np.concatenate([p["iteration"] for p in parts]),
-        step=np.concatenate([p["step"] for p in parts]),
-        counts=np.concatenate([p["counts"] for p in parts]),
-        layers=tuple(str(x) for x in parts[0]["layers"]),
-        quantities=tuple(str(x) for x in parts[0]["quantities"]),
-        bin_exponents=parts[0]["bin_exponents"],
-    )
