@@ -43,10 +43,11 @@ elementwise rule's decay/prox only on the coordinates where u * x >= 0) and ``ca
 (C-AdamW: phi = 1[m * g > 0], m after this step's update). docs/math.md derives why all three
 stay scale-free at eps = 0 (both masks compare signs, which positive gradient scales keep).
 
-An AdamW decay strength s >= 1 would zero or flip the weights ((1 - s) x): the step raises a
-ValueError instead. The other rules shrink for every s >= 0 (for AdamProxL1/L2, s is a threshold
-in the units of x), so they step
-(checked in eager mode, before anything changes; a compiled step skips the check).
+A decay strength s >= 1 would zero or flip the weights under AdamW's (1 - s) x (and so under
+AdamC, CWD and CAdamW), so their step raises a ValueError instead, before anything changes (a
+step compiled with torch.compile checks too; a tensor lr on an accelerator is not read, to avoid
+a device sync). The other rules shrink x for every s >= 0 (for AdamProxL1/L2, s is a threshold
+in the units of x), so they step for any s.
 
 Defaults are torch's, so that swapping ``torch.optim.AdamW`` for ``scalefree.optim.AdamW`` keeps
 the behaviour: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decay_convention="lr", weight_decay=1e-2 for
@@ -61,6 +62,12 @@ AdamProxL1/L2/D apply their operator as a post-step on y = x - u. With eps = 0 t
 turn 0/0 into NaN, so that case takes a per-tensor path that defines 0/0 = 0. The fused kernel is
 used only where it is correct (see ``choose_kernels``).
 
+Where the code is: this module re-exports the family. ``decay`` holds the conventions and s;
+``kernel_choice`` picks each parameter's kernel; ``functional`` has the step paths as functions
+of plain tensors (single-tensor, multi-tensor, torch's kernels, the one-pass C++ kernel);
+``family`` the thin optimizer class ``AdamFamily``; ``rules`` the rules above, each a subclass
+that says what it is with class attributes; ``variants`` makes "rule with fixed options".
+
 Deviations from the paper, stated: AdamProxD with D = 0 and s > 0 maps the coordinate to 0 (the
 exact minimizer of its proximal problem); AdamProxL2 takes the norm over the whole parameter group
 by default (``prox_norm="group"``, the paper's lambda ||x||), per tensor with ``prox_norm="tensor"``.
@@ -68,6 +75,7 @@ by default (``prox_norm="group"``, the paper's lambda ||x||), per tensor with ``
 
 from __future__ import annotations
 
+from scalefree.optim import rules
 from scalefree.optim.decay import (
     CAUTION_FLOOR,
     CONVENTIONS,
@@ -82,22 +90,11 @@ from scalefree.optim.decay import (
 from scalefree.optim.family import AdamFamily, family_classes, family_names
 from scalefree.optim.functional import adam_update, step_value
 from scalefree.optim.kernel_choice import choose_kernels
-from scalefree.optim.rules import (
-    CWD,
-    AdamC,
-    AdamL2,
-    AdamProx,
-    AdamProxD,
-    AdamProxL1,
-    AdamProxL2,
-    AdamW,
-    CAdamW,
-)
+from scalefree.optim.rules import *  # noqa: F403  (the nine rules, rules.__all__)
 from scalefree.optim.variants import with_options
 
 __all__ = [
-    "AdamFamily", "AdamL2", "AdamW", "AdamProx", "AdamProxL2", "AdamProxL1", "AdamProxD",
-    "AdamC", "CWD", "CAdamW", "CAUTION_FLOOR", "CONVENTIONS", "DECAY_CONVENTIONS",
+    "AdamFamily", *rules.__all__, "CAUTION_FLOOR", "CONVENTIONS", "DECAY_CONVENTIONS",
     "DEFAULT_CONVENTION", "PROX_NORMS", "DecayConvention", "Scalar", "adam_update",
     "choose_kernels", "decay_per_lr", "decay_strength", "family_classes", "family_names",
     "step_value", "with_options",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -79,4 +80,30 @@ def check_sharded(name: str, group, params: list[Tensor], group_norm: bool, proc
             f"{name} on FSDP flat parameters sees one shard per rank, so its group norm "
             "would be a per-shard norm; pass norm_process_group=<the FSDP process group> "
             "(e.g. torch.distributed.group.WORLD) so the squared norm is summed over ranks"
+        )
+
+
+def check_masks(cls: Any, group: dict[str, Any], elementwise_rules: Callable[[], str]) -> None:
+    """Refuse the masked rules where they have no meaning for rule ``cls`` (see ``caution`` and
+    ``cautious_decay`` in ``AdamFamily``'s docstring): before a step could silently ignore them.
+    ``elementwise_rules()`` names the rules that take cautious_decay."""
+    name = cls.__name__
+    if group["cautious_decay"] and not cls.elementwise_decay:
+        why = (
+            "its decay is inside the gradient (lambda x), there is no separate decay to mask"
+            if cls.decay_in_gradient
+            else "its operator is not elementwise (a norm over the group), so it cannot be "
+            "applied to some coordinates only"
+        )
+        raise ValueError(
+            f"{name} does not take cautious_decay=True: {why}. Cautious weight decay "
+            f"(Chen et al. 2025) applies to {elementwise_rules()}"
+        )
+    masked_ok = cls.elementwise_decay or cls.decay_in_gradient or not cls.folds_decay
+    if (group["caution"] or group["cautious_decay"]) and not masked_ok:
+        raise ValueError(
+            f"{name} folds its decay into torch's Adam kernel (folds_decay, _fold_decay) but "
+            "has no elementwise form, so caution/cautious_decay cannot be applied to it; "
+            "override _decayed(x, u, d, s) and set elementwise_decay = True, or leave these "
+            "options False"
         )

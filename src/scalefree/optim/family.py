@@ -17,7 +17,7 @@ from torch.optim import Optimizer
 from scalefree.optim import _kernels
 from scalefree.optim import _torch_compat as tc
 from scalefree.optim import functional as F
-from scalefree.optim.arguments import check_hyper, check_sharded, check_torch_flags
+from scalefree.optim.arguments import check_hyper, check_masks, check_sharded, check_torch_flags
 from scalefree.optim.decay import (
     DEFAULT_CONVENTION,
     Scalar,
@@ -161,33 +161,13 @@ class AdamFamily(Optimizer):
             check_alpha(group)
 
     def _check_masks(self, group: dict[str, Any]) -> None:
-        """Refuse the masked rules where they have no meaning for this class (see ``caution`` and
-        ``cautious_decay`` in the class docstring): before a step could silently ignore them."""
-        name = type(self).__name__
-        if group["cautious_decay"] and not self.elementwise_decay:
-            takers = ", ".join(
-                c.__name__
-                for c in family_classes()
-                if c.elementwise_decay and AdamFamily in c.__bases__
-            )
-            why = (
-                "its decay is inside the gradient (lambda x), there is no separate decay to mask"
-                if self.decay_in_gradient
-                else "its operator is not elementwise (a norm over the group), so it cannot be "
-                "applied to some coordinates only"
-            )
-            raise ValueError(
-                f"{name} does not take cautious_decay=True: {why}. Cautious weight decay "
-                f"(Chen et al. 2025) applies to {takers}"
-            )
-        masked_ok = self.elementwise_decay or self.decay_in_gradient or not self.folds_decay
-        if (group["caution"] or group["cautious_decay"]) and not masked_ok:
-            raise ValueError(
-                f"{name} folds its decay into torch's Adam kernel (folds_decay, _fold_decay) but "
-                "has no elementwise form, so caution/cautious_decay cannot be applied to it; "
-                "override _decayed(x, u, d, s) and set elementwise_decay = True, or leave these "
-                "options False"
-            )
+        """Refuse caution / cautious_decay where they have no meaning for this class."""
+
+        def elementwise_rules() -> str:
+            named = (c for c in family_classes() if AdamFamily in c.__bases__)
+            return ", ".join(c.__name__ for c in named if c.elementwise_decay)
+
+        check_masks(type(self), group, elementwise_rules)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -420,23 +400,7 @@ class AdamFamily(Optimizer):
         saw held lambda * x before the step, which is gone: lambda * x after it is used, an
         O(lambda * u) difference in the mask's borderline coordinates only.
         """
-        out: dict[Tensor, Tensor] = {}
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                st = self.state.get(p, {}) if p in self.state else {}
-                if "exp_avg" not in st:
-                    continue
-                v = st["max_exp_avg_sq"] if group["amsgrad"] else st["exp_avg_sq"]
-                u = F.adam_update(st["exp_avg"], v, st["step"], lr=group["lr"], beta1=beta1,
-                                  beta2=beta2, eps=group["eps"])  # fmt: skip
-                if group["caution"] and p.grad is not None:
-                    g = -p.grad if group["maximize"] else p.grad
-                    if self.decay_in_gradient and group["weight_decay"]:
-                        g = g + group["weight_decay"] * p
-                    u = F.cautioned_update(u, st["exp_avg"], g)
-                out[p] = u
-        return out
+        return F.adam_updates(self.param_groups, self.state, self.decay_in_gradient)
 
 
 def family_classes() -> tuple[type[AdamFamily], ...]:

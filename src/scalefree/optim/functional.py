@@ -193,3 +193,25 @@ def cautioned_update(u: Tensor, m: Tensor, g: Tensor) -> Tensor:
     """u * phi / max(mean(phi), 1e-3) with phi = 1[m * g > 0] (C-AdamW), as a new tensor."""
     phi = (m * g > 0).to(u.dtype)
     return u * phi / phi.mean().clamp_min(CAUTION_FLOOR)
+
+
+def adam_updates(param_groups, state, l2_in_gradient: bool) -> dict[Tensor, Tensor]:
+    """``AdamFamily.adam_updates``: u of every parameter with state (cautioned under caution,
+    phi from m and ``p.grad``; ``l2_in_gradient``: lambda x is part of that gradient)."""
+    out: dict[Tensor, Tensor] = {}
+    for group in param_groups:
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            st = state.get(p, {})
+            if "exp_avg" not in st:
+                continue
+            v = st["max_exp_avg_sq"] if group["amsgrad"] else st["exp_avg_sq"]
+            u = adam_update(st["exp_avg"], v, st["step"], lr=group["lr"], beta1=beta1,
+                            beta2=beta2, eps=group["eps"])  # fmt: skip
+            if group["caution"] and p.grad is not None:
+                g = -p.grad if group["maximize"] else p.grad
+                if l2_in_gradient and group["weight_decay"]:
+                    g = g + group["weight_decay"] * p
+                u = cautioned_update(u, st["exp_avg"], g)
+            out[p] = u
+    return out

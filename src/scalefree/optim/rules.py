@@ -19,6 +19,18 @@ from scalefree.optim.family import AdamFamily
 from scalefree.optim.functional import step_value
 from scalefree.optim.variants import with_options
 
+__all__ = [
+    "AdamL2",
+    "AdamW",
+    "AdamProx",
+    "AdamProxL2",
+    "AdamProxL1",
+    "AdamProxD",
+    "AdamC",
+    "CWD",
+    "CAdamW",
+]
+
 
 def _shrink(norm: Tensor, s: float | Tensor) -> Tensor:
     """max(1 - s / ||y||, 0), with ||y|| = 0 -> 0 (y is 0 then anyway)."""
@@ -57,6 +69,16 @@ class AdamL2(AdamFamily):
 
     Defaults are torch.optim.Adam's (weight_decay=0); ``AdamL2(p, lr, weight_decay=wd)`` equals
     ``torch.optim.Adam(p, lr, weight_decay=wd)``. decay_convention does not affect it.
+
+    Examples:
+        >>> import torch
+        >>> from scalefree.optim import AdamL2
+        >>> x = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> opt = AdamL2([x], lr=0.1, weight_decay=0.5)
+        >>> x.grad = torch.tensor([0.5, 0.5])  # the moments see g + lambda x = (1, -0.5)
+        >>> opt.step()  # a first Adam step moves each coordinate by lr against its sign
+        >>> x.detach()
+        tensor([ 0.9000, -1.9000])
     """
 
     kernel_code = _kernels.L2
@@ -73,6 +95,22 @@ class AdamW(AdamFamily):
 
     With the defaults, ``AdamW(p, ...)`` equals ``torch.optim.AdamW(p, ...)`` for the same
     arguments.
+
+    Examples:
+        One step from x = (1, -2) with g = (0.5, 0.5): u = lr * sign(g) = 0.1 on a first step,
+        s = lambda * lr = 0.05 (torch's convention), and torch.optim.AdamW agrees.
+
+        >>> import torch
+        >>> from scalefree.optim import AdamW
+        >>> x, y = torch.tensor([1.0, -2.0], requires_grad=True), torch.tensor([1.0, -2.0])
+        >>> x.grad = torch.tensor([0.5, 0.5])
+        >>> AdamW([x], lr=0.1, weight_decay=0.5).step()
+        >>> x.detach()  # (1 - s) x - u
+        tensor([ 0.8500, -2.0000])
+        >>> y.requires_grad_().grad = torch.tensor([0.5, 0.5])
+        >>> torch.optim.AdamW([y], lr=0.1, weight_decay=0.5).step()
+        >>> torch.allclose(x, y)
+        True
     """
 
     kernel_code = _kernels.W
@@ -89,7 +127,20 @@ class AdamW(AdamFamily):
 
 
 class AdamProx(AdamFamily):
-    """Proximal Adam for (lambda/2)||x||^2: x <- (x - u) / (1 + s) (paper eq. (5))."""
+    """Proximal Adam for (lambda/2)||x||^2: x <- (x - u) / (1 + s) (paper eq. (5)).
+
+    Examples:
+        >>> import torch
+        >>> from scalefree.optim import AdamProx
+        >>> w = torch.nn.Linear(2, 1, bias=False)
+        >>> with torch.no_grad():
+        ...     _ = w.weight.copy_(torch.tensor([[1.0, -2.0]]))
+        >>> opt = AdamProx(w.parameters(), lr=0.1, weight_decay=0.5)
+        >>> w(torch.tensor([[0.5, 0.5]])).sum().backward()  # g = (0.5, 0.5)
+        >>> opt.step()
+        >>> w.weight.detach()  # (x - u) / (1 + s), u = 0.1, s = 0.05
+        tensor([[ 0.8571, -2.0000]])
+    """
 
     kernel_code = _kernels.PROX
     folds_decay = True
@@ -109,6 +160,18 @@ class AdamProxL2(AdamFamily):
 
     Sharded parameters: under ZeroRedundancyOptimizer pass norm_process_group (e.g.
     torch.distributed.group.WORLD) so the group norm is global; FSDP2 DTensors need nothing.
+
+    Examples:
+        The threshold s = 0.05 shrinks y = x - u by the norm of the whole group, here two
+        tensors: y = (0.9, -2.1) and (2.9); per tensor with ``prox_norm="tensor"``.
+
+        >>> import torch
+        >>> from scalefree.optim import AdamProxL2
+        >>> a, b = torch.tensor([1.0, -2.0], requires_grad=True), torch.tensor([3.0], requires_grad=True)
+        >>> a.grad, b.grad = torch.tensor([0.5, 0.5]), torch.tensor([1.0])
+        >>> AdamProxL2([a, b], lr=0.1, weight_decay=0.5).step()
+        >>> a.detach(), b.detach()
+        (tensor([ 0.8878, -2.0716]), tensor([2.8607]))
     """
 
     kernel_code = _kernels.PROX_L2
@@ -119,7 +182,19 @@ class AdamProxL2(AdamFamily):
 
 
 class AdamProxL1(AdamFamily):
-    """Proximal Adam for lambda ||x||_1: soft-threshold of y = x - u by s."""
+    """Proximal Adam for lambda ||x||_1: soft-threshold of y = x - u by s.
+
+    Examples:
+        A coordinate with |y| <= s becomes exactly 0 (a sparse solution):
+
+        >>> import torch
+        >>> from scalefree.optim import AdamProxL1
+        >>> x = torch.tensor([1.0, -2.0, 0.12], requires_grad=True)
+        >>> x.grad = torch.tensor([0.5, 0.5, 0.5])
+        >>> AdamProxL1([x], lr=0.1, weight_decay=0.5).step()  # s = 0.05, y = (0.9, -2.1, 0.02)
+        >>> x.detach()
+        tensor([ 0.8500, -2.0500,  0.0000])
+    """
 
     kernel_code = _kernels.PROX_L1
     elementwise_decay = True
@@ -140,7 +215,20 @@ class AdamProxL1(AdamFamily):
 
 class AdamProxD(AdamFamily):
     """Prox of (lambda/2)||x||^2 in the adaptive metric D: x <- (D x - lr m_hat) / (D + s)
-    ("Decay No More")."""
+    ("Decay No More").
+
+    Examples:
+        The decay is weaker where D is large: D = |g| on a first step.
+
+        >>> import torch
+        >>> from scalefree.optim import AdamProxD
+        >>> x = torch.tensor([1.0, 1.0], requires_grad=True)
+        >>> opt = AdamProxD([x], lr=0.1, weight_decay=0.5)
+        >>> x.grad = torch.tensor([0.05, 5.0])
+        >>> opt.step()
+        >>> x.detach()  # D y / (D + s): y = 0.9 times 0.05 / 0.1 and 5 / 5.05
+        tensor([0.4500, 0.8911])
+    """
 
     kernel_code = _kernels.PROX_D
     elementwise_decay = True
@@ -180,6 +268,17 @@ _ADAMC_DOC = """AdamW with corrected decay (Defazio 2025, "Why Gradients Rapidly
     scale does not matter, only the effective step); give the other parameters their own group:
     ``param_groups(model, wd, corrected_for="normalized")`` returns such groups (the others with
     ``decay_convention="lr"``, i.e. plain AdamW there).
+
+    Examples:
+        >>> import torch
+        >>> from scalefree.optim import AdamC
+        >>> opt = AdamC([torch.zeros(2, requires_grad=True)], lr=0.1, weight_decay=0.5)
+        >>> group = opt.param_groups[0]
+        >>> round(float(opt.decay_strength(group)), 6)  # at lr_t = alpha: lambda * lr_t
+        0.05
+        >>> group["lr"] = 0.05  # as an LR scheduler would set it
+        >>> round(float(opt.decay_strength(group)), 6)  # lambda * lr_t^2 / alpha (AdamW: 0.025)
+        0.0125
     """
 AdamC = with_options(AdamW, "AdamC", _ADAMC_DOC, decay_convention="corrected")
 CWD = with_options(
@@ -187,7 +286,19 @@ CWD = with_options(
     "CWD",
     """AdamW with cautious weight decay (Chen et al. 2025, "Cautious Weight Decay"): the decay
     only where the update and the weight agree in sign, x <- x - u - s * 1[u * x >= 0] * x
-    (x before the step). = ``AdamW(..., cautious_decay=True)``.""",
+    (x before the step). = ``AdamW(..., cautious_decay=True)``.
+
+    Examples:
+        u = (0.1, 0.1) agrees in sign with x only in the first coordinate, so only that one decays:
+
+        >>> import torch
+        >>> from scalefree.optim import CWD
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> x.grad = torch.ones(2)
+        >>> CWD([x], lr=0.1, weight_decay=0.5).step()
+        >>> x.detach()  # (1 - s) * 1 - 0.1 and -2 - 0.1, s = 0.05
+        tensor([ 0.8500, -2.1000])
+    """,
     cautious_decay=True,
 )
 CAdamW = with_options(
@@ -196,7 +307,20 @@ CAdamW = with_options(
     """Cautious AdamW, C-AdamW (Liang et al. 2024, "Cautious Optimizers"): the Adam step masked
     where it disagrees with the gradient, u <- u * phi / max(mean(phi), 1e-3) with
     phi = 1[m * g > 0] per tensor (m after this step's update), then x <- (1 - s) x - u; the decay
-    itself is not masked. = ``AdamW(..., caution=True)``. The mask is the paper's m * g.""",
+    itself is not masked. = ``AdamW(..., caution=True)``. The mask is the paper's m * g.
+
+    Examples:
+        A zero gradient coordinate has phi = 0; the kept half of the step is scaled by 2:
+
+        >>> import torch
+        >>> from scalefree.optim import CAdamW
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = CAdamW([x], lr=0.1, weight_decay=0.5)
+        >>> x.grad = torch.tensor([0.5, 0.0])
+        >>> opt.step()
+        >>> x.detach()  # (1 - s) x - u * phi / mean(phi), u = (0.1, 0), s = 0.05
+        tensor([ 0.7500, -1.9000])
+    """,
     caution=True,
 )
 
