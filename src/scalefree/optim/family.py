@@ -27,7 +27,7 @@ from scalefree.optim.decay import (
     decay_strength,
 )
 from scalefree.optim.kernel_choice import choose_kernels
-from scalefree.optim.variants import init_with_defaults
+from scalefree.optim.variants import init_with_defaults, subclasses
 
 
 class AdamFamily(Optimizer):
@@ -198,7 +198,6 @@ class AdamFamily(Optimizer):
                         device=p.device if on_device else "cpu",
                     )
 
-    # ------------------------------------------------------------------ state
     decay_strength = staticmethod(decay_strength)
 
     @torch.compiler.disable
@@ -372,10 +371,8 @@ class AdamFamily(Optimizer):
 
     # ------------------------------------------------------------------ the rule's hooks
     def _fold_decay(self, group: dict[str, Any], s: Scalar) -> tuple[Scalar, Scalar, bool]:
-        """The (lr, weight_decay, decoupled) torch's Adam kernel takes for this rule (a rule with
-        ``folds_decay``). The default is a plain Adam step (the rule's operator then runs in
-        ``_prox``). ``decay_per_lr(group)`` is s / lr_t without a division by a (maybe zero)
-        lr."""
+        """``folds_decay`` rules: the (lr, weight_decay, decoupled) torch's Adam kernel takes
+        (``decay_per_lr(group)`` is s / lr_t without dividing by lr_t). Default: plain Adam."""
         return group["lr"], 0.0, False
 
     def _prox(self, group, params, exp_avg_sqs, max_sqs, steps, s) -> None:
@@ -405,14 +402,7 @@ class AdamFamily(Optimizer):
 
 def family_classes() -> tuple[type[AdamFamily], ...]:
     """Every subclass of AdamFamily defined so far (the named rules first, then any added)."""
-    out: list[type[AdamFamily]] = []
-    todo = list(AdamFamily.__subclasses__())
-    while todo:
-        cls = todo.pop(0)
-        if cls not in out:
-            out.append(cls)
-            todo.extend(cls.__subclasses__())
-    return tuple(out)
+    return subclasses(AdamFamily)
 
 
 def family_names() -> tuple[str, ...]:

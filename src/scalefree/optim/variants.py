@@ -10,8 +10,8 @@ from typing import Any
 
 
 def init_with_defaults(cls: type, family_init: Callable[..., None]) -> Callable[..., None]:
-    """An ``__init__`` for ``cls`` with the family's signature (``family_init``'s) and ``cls``'s own defaults (its
-    ``option_defaults`` and ``fixed_options`` and those of its bases), shown by
+    """An ``__init__`` for ``cls`` with the family's signature (``family_init``'s) and ``cls``'s
+    own defaults (its ``option_defaults`` and ``fixed_options`` and those of its bases), shown by
     ``inspect.signature`` and ``help()``."""
     changed: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
@@ -45,3 +45,15 @@ def with_options(base: type, name: str, doc: str, **fixed: Any) -> type:
     cautious_decay=True)`` is CWD."""
     attrs = {"__doc__": doc, "__module__": base.__module__, "__qualname__": name}
     return type(name, (base,), {**attrs, "fixed_options": fixed})
+
+
+def subclasses(base: type) -> tuple[type, ...]:
+    """Every subclass of ``base`` defined so far, breadth first (direct subclasses first)."""
+    out: list[type] = []
+    todo = list(base.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        if cls not in out:
+            out.append(cls)
+            todo.extend(cls.__subclasses__())
+    return tuple(out)
