@@ -268,6 +268,8 @@ def test_cautious_decay_is_refused_where_it_has_no_elementwise_meaning(cls):
 
 def test_a_rule_folding_its_decay_without_decayed_refuses_the_masks():
     class Folded(AdamFamily):  # decays inside torch's kernel only: nothing to mask it with
+        folds_decay = True
+
         def _fold_decay(self, group, s):
             return group["lr"], 0.5, True
 

@@ -152,109 +152,49 @@ def _family(cls: type[af.AdamFamily], description: str, color: str, **kw: Any) -
     )
 
 
-# The paper's six rules, in the order its tables show them (AdamL2 left of AdamW).
-_family(
-    af.AdamL2,
-    "Adam with the L2 gradient lambda*x added to the gradient (paper Algorithm 1)",
-    "tab:blue",
-)
-_family(
-    af.AdamW,
-    "decoupled decay x <- (1 - lambda eta_t) x - u (paper eq. 4)",
-    "tab:red",
-    scale_free=True,
-)
-_family(
-    af.AdamProx,
-    "proximal step for (lambda/2)||x||^2: x <- (x - u)/(1 + lambda eta_t) (eq. 5)",
-    "tab:green",
-    scale_free=True,
-)
-_family(
-    af.AdamProxL2,
-    "proximal step for lambda||x|| (group norm), block soft-threshold",
-    "tab:purple",
-    scale_free=True,
-)
-_family(
-    af.AdamProxL1,
-    "proximal step for lambda||x||_1, soft-threshold",
-    "tab:brown",
-    scale_free=True,
-)
-_family(
-    af.AdamProxD,
-    'prox of (lambda/2)||x||^2 in the Adam metric D ("Decay No More")',
-    "tab:olive",
-)
-# Rules proposed since 2022 (docs/math.md), each exactly as its paper defines it.
-_family(
-    af.AdamC,
-    "AdamW with corrected decay s = lambda lr_t^2 / alpha (Defazio 2025, AdamC)",
-    "tab:orange",
-    scale_free=True,
-)
-_family(
-    af.CWD,
-    "AdamW with cautious weight decay: decay only where u*x >= 0 (Chen et al. 2025)",
-    "firebrick",
-    scale_free=True,
-)
-_family(
-    af.CAdamW,
-    "cautious AdamW: u masked by 1[m*g > 0], rescaled per tensor (Liang et al. 2024)",
-    "teal",
-    scale_free=True,
-)
+# One row per rule: (class, description, colour, scale-free at eps = 0). The paper's six rules
+# first, in the order its tables show them (AdamL2 left of AdamW); then the rules proposed since
+# 2022 (docs/math.md), each exactly as its paper defines it.
+_FAMILY_ROWS = (
+    (af.AdamL2, "Adam with the L2 gradient lambda*x added to the gradient (paper Algorithm 1)",
+     "tab:blue", False),
+    (af.AdamW, "decoupled decay x <- (1 - lambda eta_t) x - u (paper eq. 4)", "tab:red", True),
+    (af.AdamProx, "proximal step for (lambda/2)||x||^2: x <- (x - u)/(1 + lambda eta_t) (eq. 5)",
+     "tab:green", True),
+    (af.AdamProxL2, "proximal step for lambda||x|| (group norm), block soft-threshold",
+     "tab:purple", True),
+    (af.AdamProxL1, "proximal step for lambda||x||_1, soft-threshold", "tab:brown", True),
+    (af.AdamProxD, 'prox of (lambda/2)||x||^2 in the Adam metric D ("Decay No More")',
+     "tab:olive", False),
+    (af.AdamC, "AdamW with corrected decay s = lambda lr_t^2 / alpha (Defazio 2025, AdamC)",
+     "tab:orange", True),
+    (af.CWD, "AdamW with cautious weight decay: decay only where u*x >= 0 (Chen et al. 2025)",
+     "firebrick", True),
+    (af.CAdamW, "cautious AdamW: u masked by 1[m*g > 0], rescaled per tensor (Liang et al. 2024)",
+     "teal", True),
+)  # fmt: skip
+for _cls, _description, _color, _scale_free in _FAMILY_ROWS:
+    if _scale_free:
+        _family(_cls, _description, _color, scale_free=True)
+    else:
+        _family(_cls, _description, _color)
 
 _FOREACH = {"maximize", "foreach"}
-# torch.optim baselines; order: torch's Adam first, then the others as the paper lists them.
-OPTIMIZERS.add(
-    "SGD",
-    torch.optim.SGD,
-    "torch.optim.SGD, no momentum",
-    options=_FOREACH,
-    baseline=True,
-    color="tab:pink",
-    order=10,
-)
-OPTIMIZERS.add(
-    "SGDM",
-    torch.optim.SGD,
-    "torch.optim.SGD with momentum 0.9",
-    defaults={"momentum": 0.9},
-    options=_FOREACH,
-    baseline=True,
-    color="tab:cyan",
-    order=11,
-)
-OPTIMIZERS.add(
-    "AdaGrad",
-    torch.optim.Adagrad,
-    "torch.optim.Adagrad",
-    options=_FOREACH | {"eps"},
-    baseline=True,
-    color="gold",
-    order=12,
-)
-OPTIMIZERS.add(
-    "RMSProp",
-    torch.optim.RMSprop,
-    "torch.optim.RMSprop",
-    options=_FOREACH | {"eps"},
-    baseline=True,
-    color="black",
-    order=13,
-)
-OPTIMIZERS.add(
-    "Adam",
-    torch.optim.Adam,
-    "torch.optim.Adam (weight_decay is the L2 term)",
-    options=_FOREACH | {"betas", "eps", "amsgrad", "fused"},
-    baseline=True,
-    color="tab:gray",
-    order=9,
-)
+# torch.optim baselines, one row each: (name, class, description, options beyond _FOREACH,
+# defaults, colour, order); order: torch's Adam first, then the others as the paper lists them.
+_BASELINE_ROWS = (
+    ("SGD", torch.optim.SGD, "torch.optim.SGD, no momentum", set(), {}, "tab:pink", 10),
+    ("SGDM", torch.optim.SGD, "torch.optim.SGD with momentum 0.9", set(), {"momentum": 0.9},
+     "tab:cyan", 11),
+    ("AdaGrad", torch.optim.Adagrad, "torch.optim.Adagrad", {"eps"}, {}, "gold", 12),
+    ("RMSProp", torch.optim.RMSprop, "torch.optim.RMSprop", {"eps"}, {}, "black", 13),
+    ("Adam", torch.optim.Adam, "torch.optim.Adam (weight_decay is the L2 term)",
+     {"betas", "eps", "amsgrad", "fused"}, {}, "tab:gray", 9),
+)  # fmt: skip
+for _name, _cls, _description, _extra, _defaults, _color, _order in _BASELINE_ROWS:
+    OPTIMIZERS.add(_name, _cls, _description, defaults=_defaults, options=_FOREACH | _extra,
+                   baseline=True, color=_color, order=_order)  # fmt: skip
+del _cls, _description, _color, _scale_free, _name, _extra, _defaults, _order
 
 
 def accepted_options(name: str) -> frozenset[str]:
