@@ -14,6 +14,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,7 +91,10 @@ def read_bytes_capped(path: str | os.PathLike, limit: int = MAX_READ_BYTES) -> b
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on clean exit it is fsynced and renamed onto ``path``."""
+    """Open a temporary file beside ``path``; on clean exit it is fsynced and renamed onto ``path``.
+
+    Text is UTF-8; what UTF-8 cannot encode (a path's non-UTF-8 bytes, which Python holds as
+    surrogates) is written as a backslash escape such as ``\\udcff`` rather than failing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     refuse_symlink(path)
@@ -98,7 +102,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     # mkstemp creates 0600; give the file the permissions a plain open() would (umask applies).
     os.chmod(tmp, 0o666 & ~_umask())
     try:
-        with os.fdopen(fd, mode) as f:
+        text = {} if "b" in mode else {"encoding": "utf-8", "errors": "backslashreplace"}
+        with os.fdopen(fd, mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -130,6 +135,26 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[IO[bytes]], None]) ->
     """Atomically write a binary file produced by ``writer(fileobj)`` (e.g. torch.save, np.savez)."""
     with atomic_open(path, "wb") as f:
         writer(f)
+
+
+@contextlib.contextmanager
+def staged_into(out: str | os.PathLike) -> Iterator[Path]:
+    """A hidden folder inside ``out`` to write a set of files into; on clean exit each is renamed
+    to the same place under ``out`` (so a failure part-way, e.g. a full disk, leaves every file of
+    the previous set as it was), and the folder is removed either way."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield stage
+        files = sorted(p.relative_to(stage) for p in stage.rglob("*") if not p.is_dir())
+        for rel in files:
+            refuse_symlink(out / rel)  # before the first rename: all of the new set or none
+        for rel in files:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, out / rel)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _umask() -> int:
