@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -77,15 +78,30 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     atomic_write_bytes(dst, data)
 
 
+def open_regular(path: str | os.PathLike) -> IO[bytes]:
+    """Open a file for reading; ``ValueError`` unless it is a regular file (a FIFO or device planted
+    under a run file's name would block a reader forever; it is opened without blocking)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def read_bytes_capped(path: str | os.PathLike, limit: int = MAX_READ_BYTES) -> bytes:
-    """Read a small file, refusing (``ValueError``) one above ``limit`` bytes before reading it."""
-    with open(path, "rb") as f:
+    """Read a small file, refusing (``ValueError``) one above ``limit`` bytes before reading it,
+    or one that is not a regular file."""
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
-            raise ValueError(f"{size} bytes, above the {limit}-byte limit for this kind of file")
+            raise ValueError(
+                f"too large to be one of ours ({size} bytes, above the {limit}-byte limit for this "
+                "kind of file)"
+            )
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise ValueError(f"above the {limit}-byte limit for this kind of file")
+        raise ValueError(f"too large to be one of ours (above the {limit}-byte limit)")
     return data
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from scalefree import __version__
 from scalefree.errors import UsageError
 from scalefree.io import atomic_write_text, staged_into
+from scalefree.locking import holder, is_locked
 from scalefree.rundir import DIVERGED_ERROR, RunRecord, load_runs
 from scalefree.train.config import fmt_num
 
@@ -185,10 +186,7 @@ def _status_blocks(runs: Sequence[RunRecord]) -> list[Block]:
     blocks = [Block("table", header=list(counts), rows=[[str(v) for v in counts.values()]])]
     problems = [r for r in runs if r.status in ("failed", "incomplete")]
     if problems:
-        rows = [
-            [r.name, r.status, str(r.problem or (r.result or {}).get("message") or "")]
-            for r in problems[:MAX_PROBLEM_ROWS]
-        ]
+        rows = [[r.name, r.status, _problem_text(r)] for r in problems[:MAX_PROBLEM_ROWS]]
         child = [Block("table", header=["run", "status", "message"], rows=rows)]
         if len(problems) > MAX_PROBLEM_ROWS:
             child.append(Block("note", f"... and {len(problems) - MAX_PROBLEM_ROWS} more"))
@@ -196,6 +194,20 @@ def _status_blocks(runs: Sequence[RunRecord]) -> list[Block]:
             Block("details", f"{len(problems)} failed or incomplete runs", children=child)
         )
     return blocks
+
+
+def _problem_text(r: RunRecord, limit: int = 300) -> str:
+    """Why a run is failed or incomplete: its message, or for an unfinished run whether a process
+    is training it right now (it holds the run's lock) or none is (interrupted)."""
+    text = str(r.problem or (r.result or {}).get("message") or "")
+    if not text and r.status == "incomplete":
+        try:
+            running = is_locked(r.path)
+        except OSError:
+            running = False
+        who = holder(r.path) if running else None
+        text = ("running" + (f" ({who})" if who else "")) if running else "not running (stopped)"
+    return shown(text if len(text) <= limit else text[:limit] + " ...")
 
 
 def _figure_blocks(draw, path: Path, out: Path, alt: str) -> list[Block]:

@@ -189,7 +189,7 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
 def _read_problem(exc: Exception) -> str:
     if isinstance(exc, OSError):
         return f"cannot be read ({exc.strerror or exc})"
-    return f"too large to be one of ours ({exc}), not read"
+    return f"{exc}; not read"
 
 
 def _finite(v: Any) -> bool:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scalefree.io import atomic_write_bytes
+from scalefree.io import atomic_write_bytes, open_regular
 from scalefree.optim.adam_family import AdamFamily
 from scalefree.optim.groups import is_norm_module
 from scalefree.rundir.layout import stats_dir, stats_files, stats_name
@@ -382,7 +382,7 @@ def read_stats_file(path: str | Path) -> dict[str, np.ndarray]:
     and the problem when it is not one of ours (missing arrays, wrong dtype or shape, too large)."""
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as z:
+        with open_regular(path) as raw, zipfile.ZipFile(raw) as z:
             names = {i.filename: i for i in z.infolist()}
             missing = [k for k in STATS_ARRAYS if f"{k}.npy" not in names]
             if missing:
