@@ -33,7 +33,7 @@ class SymlinkRefused(UsageError):
 def _refused(path: Path) -> SymlinkRefused:
     return SymlinkRefused(
         f"{path} is a symbolic link this program did not create; writing through it could change "
-        "another file. Remove the link (or choose another --log-folder) and run again"
+        "another file. Remove the link (or write to another folder) and run again"
     )
 
 
@@ -162,7 +162,13 @@ def staged_into(out: str | os.PathLike) -> Iterator[Path]:
     out.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
-        yield stage
+        try:
+            yield stage
+        except OSError as exc:  # name the file where it was going, not its staged copy
+            name = Path(str(exc.filename or ""))
+            if name.is_relative_to(stage):
+                raise OSError(exc.errno, exc.strerror, str(out / name.relative_to(stage))) from exc
+            raise
         files = sorted(p.relative_to(stage) for p in stage.rglob("*") if not p.is_dir())
         for rel in files:
             refuse_symlink(out / rel)  # before the first rename: all of the new set or none

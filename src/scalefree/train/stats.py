@@ -362,8 +362,9 @@ def _read_member(path: Path, z: zipfile.ZipFile, name: str) -> np.ndarray:
         )
         shape, fortran, dtype = read_header(f)
         if dtype.hasobject or dtype.kind not in kinds or len(shape) != ndim:
+            want = "integer" if kinds == "iu" else "string"
             raise DamagedFile(
-                path, f"{name!r} is a {len(shape)}-d {dtype} array, not {ndim}-d {kinds}"
+                path, f"{name!r} is a {len(shape)}-d {dtype} array, not {ndim}-d {want}"
             )
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes != info.file_size - f.tell():
