@@ -107,6 +107,8 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         except OSError as exc:
             where = exc.filename or getattr(args, "out", None) or args.log_folder
             why = exc.strerror or str(exc)
+            if exc.errno == errno.EEXIST:  # mkdir where a file is
+                why = "a file is in the way of a folder"
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(
                     f"the disk is full: writing {where} failed ({why}); what was written before "
