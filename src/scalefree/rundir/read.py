@@ -228,7 +228,7 @@ def set_aside(path: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     target = path.with_name(f"{path.name}.damaged-{stamp}")
     n = 1
-    while target.exists():
+    while os.path.lexists(target):  # never onto anything, a planted link included
         target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
         n += 1
     os.replace(path, target)
