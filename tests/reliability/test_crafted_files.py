@@ -253,3 +253,23 @@ def test_fifos_planted_as_run_files_never_block_a_reader(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{paths[1] / RESULT_FILE}: cannot be read" not in err  # named as what it is:
     assert f"{paths[1] / RESULT_FILE}: not a regular file" in err
+
+
+def test_crafted_diagnose_files_are_named_and_left_out(tmp_path, capsys):
+    from scalefree.plots.diagnose import run_diagnoses
+    from scalefree.reproduce.depth_study import diagnosis_spread
+    from scalefree.rundir.layout import diagnose_file
+
+    root = tmp_path / "logs"
+    paths = grid(root)
+    diagnose_file(paths[0], "init").write_text("[" * 100_000)
+    diagnose_file(paths[1], "init").write_text('{"diagnosis": {"spread": 1e400}}')
+    with open(diagnose_file(paths[2], "init"), "wb") as f:
+        f.truncate(2**30)
+    assert run_diagnoses(load_runs(root)) == []
+    err = capsys.readouterr().err
+    assert f"{diagnose_file(paths[0], 'init')}: JSON nested too deeply" in err
+    assert f"{diagnose_file(paths[1], 'init')}: no diagnosis.per_tensor" in err
+    assert f"{diagnose_file(paths[2], 'init')}: too large" in err
+    assert all(np.isnan(diagnosis_spread(p, "init")) for p in (paths[0], paths[2]))
+    assert main(["report", str(root), "--out", str(tmp_path / "r")]) == 0
