@@ -10,6 +10,7 @@ continue, with its own exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -55,7 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _printable_paths() -> None:
+    """Let stdout and stderr print any path: a folder name with bytes that are not UTF-8 (held
+    as surrogates) is printed escaped instead of raising UnicodeEncodeError mid-run."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _printable_paths()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -14,6 +14,8 @@ import contextlib
 import errno
 import json
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +33,7 @@ class SymlinkRefused(UsageError):
 def _refused(path: Path) -> SymlinkRefused:
     return SymlinkRefused(
         f"{path} is a symbolic link this program did not create; writing through it could change "
-        "another file. Remove the link (or choose another --log-folder) and run again"
+        "another file. Remove the link (or write to another folder) and run again"
     )
 
 
@@ -76,21 +78,39 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     atomic_write_bytes(dst, data)
 
 
+def open_regular(path: str | os.PathLike) -> IO[bytes]:
+    """Open a file for reading; ``ValueError`` unless it is a regular file (a FIFO or device planted
+    under a run file's name would block a reader forever; it is opened without blocking)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def read_bytes_capped(path: str | os.PathLike, limit: int = MAX_READ_BYTES) -> bytes:
-    """Read a small file, refusing (``ValueError``) one above ``limit`` bytes before reading it."""
-    with open(path, "rb") as f:
+    """Read a small file, refusing (``ValueError``) one above ``limit`` bytes before reading it,
+    or one that is not a regular file."""
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
-            raise ValueError(f"{size} bytes, above the {limit}-byte limit for this kind of file")
+            raise ValueError(
+                f"too large to be one of ours ({size} bytes, above the {limit}-byte limit for this "
+                "kind of file)"
+            )
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise ValueError(f"above the {limit}-byte limit for this kind of file")
+        raise ValueError(f"too large to be one of ours (above the {limit}-byte limit)")
     return data
 
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on clean exit it is fsynced and renamed onto ``path``."""
+    """Open a temporary file beside ``path``; on clean exit it is fsynced and renamed onto ``path``.
+
+    Text is UTF-8; what UTF-8 cannot encode (a path's non-UTF-8 bytes, which Python holds as
+    surrogates) is written as a backslash escape such as ``\\udcff`` rather than failing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     refuse_symlink(path)
@@ -98,7 +118,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     # mkstemp creates 0600; give the file the permissions a plain open() would (umask applies).
     os.chmod(tmp, 0o666 & ~_umask())
     try:
-        with os.fdopen(fd, mode) as f:
+        text = {} if "b" in mode else {"encoding": "utf-8", "errors": "backslashreplace"}
+        with os.fdopen(fd, mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -130,6 +151,32 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[IO[bytes]], None]) ->
     """Atomically write a binary file produced by ``writer(fileobj)`` (e.g. torch.save, np.savez)."""
     with atomic_open(path, "wb") as f:
         writer(f)
+
+
+@contextlib.contextmanager
+def staged_into(out: str | os.PathLike) -> Iterator[Path]:
+    """A hidden folder inside ``out`` to write a set of files into; on clean exit each is renamed
+    to the same place under ``out`` (so a failure part-way, e.g. a full disk, leaves every file of
+    the previous set as it was), and the folder is removed either way."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        try:
+            yield stage
+        except OSError as exc:  # name the file where it was going, not its staged copy
+            name = Path(str(exc.filename or ""))
+            if name.is_relative_to(stage):
+                raise OSError(exc.errno, exc.strerror, str(out / name.relative_to(stage))) from exc
+            raise
+        files = sorted(p.relative_to(stage) for p in stage.rglob("*") if not p.is_dir())
+        for rel in files:
+            refuse_symlink(out / rel)  # before the first rename: all of the new set or none
+        for rel in files:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, out / rel)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _umask() -> int:

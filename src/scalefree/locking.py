@@ -21,7 +21,7 @@ import socket
 import time
 from pathlib import Path
 
-from scalefree.io import open_nofollow
+from scalefree.io import open_nofollow, open_regular
 
 LOCK_FILE = ".lock"
 # A short grace period for an acquire: another launcher's probe (is_locked) holds the lock for
@@ -102,9 +102,14 @@ def is_locked(run_dir: str | os.PathLike) -> bool:
     """True when another process holds the run's lock (probes without creating anything)."""
     path = lock_path(run_dir)
     try:
-        fd = os.open(path, os.O_RDONLY)  # read-only probe: creates and writes nothing
+        # read-only probe: creates and writes nothing; never blocks on a planted FIFO or follows a link
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (FileNotFoundError, NotADirectoryError):  # no run directory (yet): nobody holds it
         return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink is never our lock
+            return False
+        raise
     try:
         # A shared probe conflicts with the holder's exclusive lock but not with other probes.
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -122,8 +127,9 @@ def is_locked(run_dir: str | os.PathLike) -> bool:
 def holder(run_dir: str | os.PathLike) -> str | None:
     """The "host pid since time" line written by the current (or last) holder, if any."""
     try:
-        text = lock_path(run_dir).read_text().strip()
-    except OSError:
+        with open_regular(lock_path(run_dir)) as f:
+            text = f.read(4096).decode("utf-8", errors="replace").strip()
+    except (OSError, ValueError):
         return None
     return text or None
 

@@ -8,10 +8,12 @@ the link's target is untouched. Symlinked log and run folders chosen by the user
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
+from scalefree.cli import main
 from scalefree.io import (
     SymlinkRefused,
     atomic_write_text,
@@ -128,3 +130,92 @@ def test_sweep_refuses_a_planted_link_in_one_run_and_runs_the_other(tmp_path, ca
     assert target.read_text() == VICTIM
     assert sorted(p.name for p in planted.iterdir()) == ["metrics.jsonl"]
     assert (other / RESULT_FILE).is_file()  # the other run of the sweep still ran
+
+
+# ------------------------------------------------------------- every other file the program writes
+
+
+def test_planted_initial_weights_link_is_neither_read_nor_written(tmp_path, capsys):
+    from scalefree.train.trainer import initial_weights_path
+
+    logs, target = tmp_path / "logs", victim(tmp_path)
+    path = initial_weights_path(config(logs))
+    path.parent.mkdir(parents=True)
+    for planted in (target, tmp_path / "created-by-the-link"):
+        path.unlink(missing_ok=True)
+        path.symlink_to(planted)
+        assert run(logs) == 2
+        err = capsys.readouterr().err
+        assert "InitSeed" in err and "symbolic link" in err and len(err.splitlines()) == 1
+        assert sorted(p.name for p in logs.iterdir()) == ["initial_weights"]  # no run folder
+    assert target.read_text() == VICTIM and not (tmp_path / "created-by-the-link").exists()
+
+
+def test_a_planted_stats_folder_link_is_refused(tmp_path, capsys):
+    logs, elsewhere = tmp_path / "logs", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    d = run_dir_of(config(logs))
+    d.mkdir(parents=True)
+    (d / "stats").symlink_to(elsewhere, target_is_directory=True)
+    assert run(logs, "--store-stats") == 2
+    assert "stats" in capsys.readouterr().err and not any(elsewhere.iterdir())
+
+
+def test_setting_a_damaged_file_aside_never_lands_on_a_planted_link(tmp_path, monkeypatch):
+    from scalefree.rundir import read
+
+    target = victim(tmp_path)
+    monkeypatch.setattr(read.time, "strftime", lambda *a: "20260101T000000")
+    (tmp_path / "result.json").write_text("{trunc")
+    (tmp_path / "result.json.damaged-20260101T000000").symlink_to(tmp_path / "nowhere")
+    kept = read.set_aside(tmp_path / "result.json")
+    assert kept.name == "result.json.damaged-20260101T000000-1" and kept.read_text() == "{trunc"
+    assert (tmp_path / "result.json.damaged-20260101T000000").is_symlink()  # left alone
+    assert target.read_text() == VICTIM
+
+
+def _fake_logs(root: Path) -> Path:
+    from tests.fakeruns import make_grid
+
+    make_grid(root, ["AdamW"], [1e-3], [0.0], [0], lambda *a: 0.1, epochs=2, with_stats=False)
+    return root
+
+
+@pytest.mark.parametrize("name", ["report.html", "summary.csv", "figures/CIFAR10_ResNet20_NoBN_curves.png"])
+def test_report_outputs_refuse_a_planted_link_and_change_nothing(tmp_path, capsys, name):
+    from tests.sweep.conftest import result_mtimes
+
+    logs, target = _fake_logs(tmp_path / "logs"), victim(tmp_path)
+    out = logs / "report"
+    (out / name).parent.mkdir(parents=True)
+    (out / name).symlink_to(target)
+    before = result_mtimes(logs)
+    assert main(["report", str(logs)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / name} is a symbolic link" in err and len(err.splitlines()) == 1
+    assert target.read_text() == VICTIM and result_mtimes(logs) == before
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if not p.is_dir()) == [name]
+
+
+def test_plot_refuses_a_planted_output_link(tmp_path, capsys):
+    logs, target = _fake_logs(tmp_path / "logs"), victim(tmp_path)
+    (tmp_path / "h.png").symlink_to(target)
+    assert main(["plot", "heatmap", str(logs), "--out", str(tmp_path / "h.png")]) == 2
+    assert "h.png is a symbolic link" in capsys.readouterr().err
+    assert target.read_text() == VICTIM
+
+
+def test_the_sweeps_summary_tables_refuse_a_planted_link(tmp_path):
+    from scalefree.sweep.grid import make_sweep
+    from scalefree.sweep.runner import run_sweeps
+    from scalefree.train.config import RunConfig
+    from tests.sweep.conftest import FakeExecutor
+
+    logs, target = tmp_path / "logs", victim(tmp_path)
+    logs.mkdir()
+    (logs / "best.csv").symlink_to(target)
+    base = RunConfig(log_folder=str(logs), model="ResNet20", batch_norm=False, train_epochs=2)
+    sweep = make_sweep(base, ["AdamW"], [1e-3], [0.0, 1e-4], [0])
+    with pytest.raises(SymlinkRefused, match="best.csv"):
+        run_sweeps([sweep], FakeExecutor(lambda *a: 0.1), out=io.StringIO(), err=io.StringIO())
+    assert target.read_text() == VICTIM

@@ -127,5 +127,6 @@ def test_readers_require_less_than_the_writer_promises():
     assert result_problem(old) is not None and read_problem(old) is None
     assert read_problem(_completed(status="done")) is not None
     assert read_problem(_completed(test_error="0.3")) == (
-        "a completed result without a numeric 'test_error'"
+        "a completed result whose 'test_error' is '0.3', not a finite number"
     )
+    assert "not a finite number" in read_problem(_completed(test_error=float("nan")))

@@ -39,6 +39,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from scalefree.optim._kernel_cache import KernelUnavailable, build_dirs, check_cache, record_build
+
 SOURCE = Path(__file__).with_name("_adam_kernels.cpp")
 # -fopenmp: at::parallel_for is inline OpenMP code (torch's CPU build uses OpenMP); at run time it
 # binds to the libgomp.so.1 torch has already loaded. -fno-trapping-math lets the 0/0 := 0 select
@@ -85,17 +87,22 @@ def _cpu_identity() -> str:
 # one name would rebuild each other's build (about 30 s) every time they alternate.
 
 
-def _build() -> ModuleType:
-    from torch.utils.cpp_extension import get_default_build_root, load
-
+def _name() -> str:
     src = SOURCE.read_text()
     digest = hashlib.sha1(
         (
             src + " ".join(CFLAGS + LDFLAGS) + torch.__version__ + _cpu_identity() + str(SOURCE)
         ).encode()
     ).hexdigest()[:12]
-    name = f"scalefree_adam_kernels_{digest}"
+    return f"scalefree_adam_kernels_{digest}"
+
+
+def _build() -> ModuleType:
+    from torch.utils.cpp_extension import get_default_build_root, load
+
+    name = _name()
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    check_cache(root, name)  # a cache that would fail, hang or crash the load: KernelUnavailable
     if not any(root.glob(f"*/{name}/{name}*.so")) and not (root / name).is_dir():
         print(
             "scalefree: building the one-pass CPU Adam kernel (once per machine, about a minute; "
@@ -103,17 +110,27 @@ def _build() -> ModuleType:
             file=sys.stderr,
             flush=True,
         )
-    return load(
-        name=name,
-        sources=[str(SOURCE)],
-        extra_cflags=CFLAGS,
-        extra_ldflags=LDFLAGS,
-        verbose=False,
-    )
+    try:
+        module = load(
+            name=name,
+            sources=[str(SOURCE)],
+            extra_cflags=CFLAGS,
+            extra_ldflags=LDFLAGS,
+            verbose=False,
+        )
+    except (ImportError, OSError) as exc:  # a damaged build in the cache
+        where = " or ".join(str(d) for d in build_dirs(root, name)) or str(root)
+        raise KernelUnavailable(
+            f"the cached build cannot be loaded ({type(exc).__name__}: {exc}); delete {where} to "
+            "rebuild it"
+        ) from None
+    record_build(root, name)
+    return module
 
 
 def load_module() -> ModuleType | None:
-    """The compiled kernel module, built or loaded once per process; None if it cannot be."""
+    """The compiled kernel module, built or loaded once per process; None if it cannot be (then
+    one warning on stderr names the cause, and every step takes the pure-torch path)."""
     if _state["path"] is not None:  # every optimizer step asks: no lock once decided
         return _state["module"]  # type: ignore[return-value]
     with _lock:
@@ -125,7 +142,20 @@ def load_module() -> ModuleType | None:
                     f"cpp (one-pass C++ kernel, ready in {time.perf_counter() - t0:.1f} s)"
                 )
             except Exception as exc:  # no compiler, no ninja, no Python headers: fall back
-                _state["path"] = f"torch (kernel build failed: {type(exc).__name__}: {exc})"[:300]
+                why = (
+                    str(exc)
+                    if isinstance(exc, KernelUnavailable)
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                why = " ".join(why.split())[:400]  # one line (compiler output is long)
+                _state["path"] = f"torch (kernel build failed: {why})"
+                print(
+                    f"scalefree: warning: the one-pass CPU Adam kernel is not used: {why}. "
+                    "Training goes on with the pure-torch path (SCALEFREE_KERNELS=0 chooses it "
+                    "without this warning)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         return _state["module"]  # type: ignore[return-value]
 
 

@@ -9,11 +9,13 @@ exactly ``--out`` when one matches, ``<stem>_<configuration><suffix>`` beside it
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from scalefree.errors import UsageError
+from scalefree.errors import DiskFull, UsageError
 from scalefree.rundir import RunRecord
 from scalefree.rundir.stats import QUANTITIES
 
@@ -37,13 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "heatmap", help="final test error over eta0 x weight decay per method (Figures 2-6)"
     )
     _common(p, "heatmap")
-    p.set_defaults(func=_run_heatmap)
+    p.set_defaults(func=_guarded(_run_heatmap))
 
     p = kinds.add_parser(
         "curves", help="training loss and test accuracy of each method's best setting (Fig. 3)"
     )
     _common(p, "curves")
-    p.set_defaults(func=_run_curves)
+    p.set_defaults(func=_guarded(_run_curves))
 
     p = kinds.add_parser(
         "histogram", help="update-magnitude histograms per epoch (Figure 3 right, Appendix C)"
@@ -63,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="which histogram: |u|/alpha (default, the paper's), |u|, |grad|, |x|",
     )
     p.add_argument("--layer", help="one layer (parameter name) instead of the whole model")
-    p.set_defaults(func=_run_histogram)
+    p.set_defaults(func=_guarded(_run_histogram))
 
     p = kinds.add_parser(
         "correlation",
@@ -78,7 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="update_over_alpha",
         help="histogram whose spread is plotted (default |u|/alpha)",
     )
-    p.set_defaults(func=_run_correlation)
+    p.set_defaults(func=_guarded(_run_correlation))
 
     r = subparsers.add_parser(
         "report",
@@ -90,7 +92,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--out", type=Path, metavar="DIR", help="output folder (default: LOG_FOLDER/report)"
     )
-    r.set_defaults(func=_run_report)
+    r.set_defaults(func=_guarded(_run_report))
+
+
+def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run`` with a failing read or write of a file (a full disk, a folder it may not write)
+    turned into one line naming the file: exit 1 for a full disk, 2 otherwise. Every file is
+    written atomically (a report as a whole), so what was there before is unchanged."""
+
+    @functools.wraps(run)
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except OSError as exc:
+            where = exc.filename or getattr(args, "out", None) or args.log_folder
+            why = exc.strerror or str(exc)
+            if exc.errno == errno.EEXIST:  # mkdir where a file is
+                why = "a file is in the way of a folder"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(
+                    f"the disk is full: writing {where} failed ({why}); what was written before "
+                    "is unchanged. Free some space and run the command again"
+                ) from None
+            raise UsageError(
+                f"{where}: {why}; check its permissions, or pass --out to write elsewhere"
+            ) from None
+
+    return guarded
 
 
 def _common(p: argparse.ArgumentParser, kind: str, methods: bool = True) -> None:

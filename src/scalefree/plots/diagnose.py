@@ -7,6 +7,7 @@ climbs by one grid step means twice the gradient scale, i.e. half of AdamL2's ef
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,11 @@ def run_diagnoses(runs: Sequence[RunRecord]) -> list[tuple[RunRecord, str, dict[
             try:
                 obj = read_json_object(path)
                 obj["diagnosis"]["per_tensor"]  # noqa: B018 - the one key every use needs
-            except (DamagedFile, KeyError, TypeError):
+            except DamagedFile as exc:
+                print(f"warning: {exc}; left out of the diagnose figure", file=sys.stderr)
+                continue
+            except (KeyError, TypeError):
+                print(f"warning: {path}: no diagnosis.per_tensor; left out", file=sys.stderr)
                 continue
             found.append((r, at, obj))
     return found

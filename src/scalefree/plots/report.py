@@ -15,6 +15,7 @@ no statistics recorded, only one method swept) is replaced by a note saying why.
 
 from __future__ import annotations
 
+import errno
 import html
 import re
 from collections.abc import Sequence
@@ -24,7 +25,8 @@ from pathlib import Path
 
 from scalefree import __version__
 from scalefree.errors import UsageError
-from scalefree.io import atomic_write_text
+from scalefree.io import atomic_write_text, staged_into
+from scalefree.locking import holder, is_locked
 from scalefree.rundir import DIVERGED_ERROR, RunRecord, load_runs
 from scalefree.train.config import fmt_num
 
@@ -58,6 +60,12 @@ class Block:
     children: list[Block] = field(default_factory=list)
 
 
+def shown(text: object) -> str:
+    """``text`` with control characters and undecodable bytes of a file name escaped
+    (``\\n``, ``\\udcff``), so a folder named with a newline cannot break a heading."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def _anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -89,16 +97,25 @@ def write_report(log_folder: str | Path, out_dir: str | Path | None = None) -> P
 
 def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """:func:`write_report`, returning every file written: report.md, report.html, the tables,
-    then the figures."""
+    then the figures. Everything is written aside first and moved into ``out_dir`` only when all
+    of it is written: a failure (a full disk) leaves the previous report as it was."""
     folder = Path(log_folder)
     damaged: list[str] = []
     runs = ensure_runs(folder, damaged)
     out = Path(out_dir) if out_dir is not None else folder / "report"
+    with staged_into(out) as stage:
+        written = _write_report_into(folder, runs, damaged, stage)
+    return [out / p.relative_to(stage) for p in written]
+
+
+def _write_report_into(
+    folder: Path, runs: list[RunRecord], damaged: list[str], out: Path
+) -> list[Path]:
     fig_dir = out / FIGURES_DIR
     tables = write_summary(runs, out)
     summaries = summarize(runs)
 
-    blocks: list[Block] = [Block("h1", f"scalefree report: {folder}")]
+    blocks: list[Block] = [Block("h1", f"scalefree report: {shown(folder)}")]
     blocks.append(
         Block(
             "p",
@@ -113,7 +130,7 @@ def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None
     )
     blocks += _status_blocks(runs)
     if damaged:
-        blocks.append(Block("note", "Left out (damaged files): " + "; ".join(damaged)))
+        blocks.append(Block("note", "Left out (damaged files): " + shown("; ".join(damaged))))
 
     blocks.append(Block("h2", "Contents"))
     blocks.append(
@@ -150,7 +167,7 @@ def write_report_files(log_folder: str | Path, out_dir: str | Path | None = None
 
     md_path, html_path = out / REPORT_MD, out / REPORT_HTML
     atomic_write_text(md_path, render_markdown(blocks))
-    atomic_write_text(html_path, render_html(blocks, title=f"scalefree report: {folder}"))
+    atomic_write_text(html_path, render_html(blocks, title=f"scalefree report: {shown(folder)}"))
     images = [out / b.src for b in _walk(blocks) if b.kind == "image"]
     return [md_path, html_path, *tables.values(), *images]
 
@@ -169,10 +186,7 @@ def _status_blocks(runs: Sequence[RunRecord]) -> list[Block]:
     blocks = [Block("table", header=list(counts), rows=[[str(v) for v in counts.values()]])]
     problems = [r for r in runs if r.status in ("failed", "incomplete")]
     if problems:
-        rows = [
-            [r.name, r.status, str(r.problem or (r.result or {}).get("message") or "")]
-            for r in problems[:MAX_PROBLEM_ROWS]
-        ]
+        rows = [[r.name, r.status, _problem_text(r)] for r in problems[:MAX_PROBLEM_ROWS]]
         child = [Block("table", header=["run", "status", "message"], rows=rows)]
         if len(problems) > MAX_PROBLEM_ROWS:
             child.append(Block("note", f"... and {len(problems) - MAX_PROBLEM_ROWS} more"))
@@ -182,10 +196,28 @@ def _status_blocks(runs: Sequence[RunRecord]) -> list[Block]:
     return blocks
 
 
+def _problem_text(r: RunRecord, limit: int = 300) -> str:
+    """Why a run is failed or incomplete: its message, or for an unfinished run whether a process
+    is training it right now (it holds the run's lock) or none is (interrupted)."""
+    text = str(r.problem or (r.result or {}).get("message") or "")
+    if not text and r.status == "incomplete":
+        try:
+            running = is_locked(r.path)
+        except OSError:
+            running = False
+        who = holder(r.path) if running else None
+        text = ("running" + (f" ({who})" if who else "")) if running else "not running (stopped)"
+    return shown(text if len(text) <= limit else text[:limit] + " ...")
+
+
 def _figure_blocks(draw, path: Path, out: Path, alt: str) -> list[Block]:
     """Draw one figure; a figure the runs cannot support becomes a note instead."""
     try:
         draw(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk stops the report (unchanged)
+            raise
+        return [Block("note", f"Not drawn (OSError): {exc}.")]
     except UsageError as exc:  # NothingToPlot and the like: the runs cannot support it
         return [Block("note", f"Not drawn: {exc}.")]
     except Exception as exc:  # noqa: BLE001 - one unreadable run must not sink the whole report

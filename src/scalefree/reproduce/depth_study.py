@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -122,11 +121,12 @@ def _update_spread(path: Path) -> float:
 def diagnosis_spread(path: Path, at: str) -> float:
     """``diagnosis.spread`` of ``diagnose_<at>.json`` in a run directory; NaN where absent."""
     from scalefree.rundir.layout import diagnose_file
+    from scalefree.rundir.read import DamagedFile, read_json_object
 
     try:
-        data = json.loads(diagnose_file(path, at).read_text())
+        data = read_json_object(diagnose_file(path, at))  # size-capped, never a RecursionError
         return _number(data["diagnosis"]["spread"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (DamagedFile, KeyError, TypeError):
         return math.nan
 
 

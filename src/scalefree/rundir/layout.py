@@ -29,6 +29,7 @@ result.json's ``final`` and ``last_evaluation`` are such rows. Accuracies are fr
 
 from __future__ import annotations
 
+import math
 import types
 from pathlib import Path
 from typing import (
@@ -154,8 +155,11 @@ def read_problem(result: dict[str, Any]) -> str | None:
     status = result.get("status")
     if status not in RESULT_TYPES:
         return f"'status' is {status!r}, not one of {', '.join(STATUSES)}"
-    if status == "completed" and _value_problem(result.get("test_error"), float, "") is not None:
-        return "a completed result without a numeric 'test_error'"
+    err = result.get("test_error")
+    if status == "completed" and (
+        _value_problem(err, float, "") is not None or not math.isfinite(err)
+    ):
+        return f"a completed result whose 'test_error' is {err!r}, not a finite number"
     return None
 
 

@@ -10,6 +10,7 @@ incomplete (the trainer sets it aside as ``result.json.damaged-<time>`` and resu
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from scalefree.io import read_bytes_capped
 from scalefree.rundir.layout import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -26,6 +28,12 @@ from scalefree.rundir.layout import (
     read_problem,
 )
 from scalefree.rundir.summary import run_error
+
+# Readers refuse larger files unread (a crafted 1 GB file must not exhaust memory). Real files are
+# far below: a config or result is a few kB, a diagnose file of ResNet-218 ~0.2 MB, metrics.jsonl
+# ~300 bytes per evaluation.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+MAX_METRICS_BYTES = 256 * 1024 * 1024
 
 
 class DamagedFile(Exception):
@@ -60,7 +68,12 @@ class RunRecord:
 
     @cached_property
     def metrics(self) -> list[dict[str, Any]]:
-        return read_metrics(self.path)
+        """The valid rows of metrics.jsonl; none (with a warning naming it) when it is unreadable."""
+        try:
+            return read_metrics(self.path)
+        except DamagedFile as exc:
+            print(f"warning: {exc}; its curves are left out", file=sys.stderr)
+            return []
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.config.get(key, default)
@@ -90,6 +103,8 @@ def _row_problem(text: str) -> tuple[dict[str, Any] | None, str | None]:
         row = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON ({exc.msg})"
+    except RecursionError:
+        return None, "JSON nested too deeply"
     if not isinstance(row, dict):
         return None, f"a JSON {type(row).__name__}, not an object"
     epoch = row.get("epoch")
@@ -103,13 +118,17 @@ def _row_problem(text: str) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def read_metrics_file(run_dir: str | Path) -> MetricsFile:
-    """Parse metrics.jsonl without losing anything: only a torn final line is dropped."""
+    """Parse metrics.jsonl without losing anything: only a torn final line is dropped.
+
+    DamagedFile when the file is above MAX_METRICS_BYTES (refused unread) or cannot be read."""
     path = Path(run_dir) / METRICS_FILE
     out = MetricsFile()
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = read_bytes_capped(path, MAX_METRICS_BYTES).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return out
+    except (OSError, ValueError) as exc:
+        raise DamagedFile(path, _read_problem(exc)) from None
     lines = text.split("\n")
     complete = lines[:-1]  # the part after the last newline is a line only if non-empty
     tail = lines[-1]
@@ -147,21 +166,34 @@ def describe_damaged(run_dir: str | Path, metrics: MetricsFile) -> list[str]:
 
 
 def read_json_object(path: str | Path) -> dict[str, Any]:
-    """A JSON object from ``path``; DamagedFile when it is unreadable, not JSON or not an object."""
+    """A JSON object from ``path``; DamagedFile when it is unreadable, above MAX_JSON_BYTES (not
+    read), not JSON, nested too deeply or not an object."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bytes_capped(path, MAX_JSON_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise DamagedFile(path, "not UTF-8 text") from None
-    except OSError as exc:
-        raise DamagedFile(path, f"cannot be read ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:
+        raise DamagedFile(path, _read_problem(exc)) from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         what = "empty" if not text.strip() else f"not valid JSON ({exc.msg}, line {exc.lineno})"
         raise DamagedFile(path, f"{what}, e.g. truncated") from None
+    except RecursionError:
+        raise DamagedFile(path, "JSON nested too deeply to be one of ours") from None
     if not isinstance(obj, dict):
         raise DamagedFile(path, f"holds a JSON {type(obj).__name__}, not an object")
     return obj
+
+
+def _read_problem(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot be read ({exc.strerror or exc})"
+    return f"{exc}; not read"
+
+
+def _finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def read_result(run_dir: str | Path) -> dict[str, Any] | None:
@@ -184,9 +216,8 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(config.get("optim_method"), str):
         raise DamagedFile(path, "no 'optim_method' string")
     for key in ("eta0", "weight_decay"):
-        v = config.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise DamagedFile(path, f"{key!r} is missing or not a number")
+        if not _finite(config.get(key)):  # NaN, 1e400: no run was ever trained with them
+            raise DamagedFile(path, f"{key!r} is missing or not a finite number")
     return config
 
 
@@ -195,7 +226,7 @@ def set_aside(path: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     target = path.with_name(f"{path.name}.damaged-{stamp}")
     n = 1
-    while target.exists():
+    while os.path.lexists(target):  # never onto anything, a planted link included
         target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
         n += 1
     os.replace(path, target)

@@ -6,20 +6,25 @@ One file per epoch with snapshots (written atomically at the epoch's end) with `
 spread. Bins are powers of two: bin ``e`` (e = -27 .. 0) counts values in [2^e, 2^(e+1)); the
 lowest bin also holds everything smaller (zeros included) and the highest everything >= 1.
 What is counted, and when, is the recorder's (:mod:`scalefree.train.stats`); this module owns the
-file. Files are data: read with ``allow_pickle=False``.
+file. Files are data: each array's header is checked before its bytes are read, never unpickled.
 """
 
 from __future__ import annotations
 
 import io as _io
+import math
+import sys
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from scalefree.io import atomic_write_bytes
+from scalefree.io import atomic_write_bytes, open_regular
 from scalefree.rundir.layout import stats_dir, stats_files, stats_name
+from scalefree.rundir.read import DamagedFile
 
 QUANTITIES = ("update_over_alpha", "update", "grad", "param")
 MIN_EXP, MAX_EXP = -27, 0
@@ -115,22 +120,136 @@ class UpdateStats:
         return iqr_log2(self.model_counts(quantity))
 
 
-def load_stats(run_dir: str | Path) -> UpdateStats:
-    """Read every ``stats/epoch_*.npz`` of a run, in epoch order."""
-    files = [f for _, f in stats_files(run_dir)]
-    if not files:
-        raise FileNotFoundError(
-            f"no update statistics in {stats_dir(run_dir)} (train with --store-stats)"
+# What a statistics file holds: array name -> (number of dimensions, allowed dtype kinds).
+STATS_ARRAYS = {
+    "epoch": (1, "iu"),
+    "iteration": (1, "iu"),
+    "step": (1, "iu"),
+    "counts": (4, "iu"),
+    "layers": (1, "U"),
+    "quantities": (1, "U"),
+    "bin_exponents": (1, "iu"),
+}
+# Uncompressed bytes of one file's arrays above which it is refused unread: a ResNet-110 snapshot
+# is ~50 kB, so this allows thousands of snapshots per epoch.
+MAX_STATS_BYTES = 256 * 1024 * 1024
+
+
+class NoStatistics(FileNotFoundError):
+    """A run without (readable) update statistics."""
+
+
+def _read_member(path: Path, z: zipfile.ZipFile, name: str) -> np.ndarray:
+    """One array of an npz, checked against STATS_ARRAYS before its data is read: never an object
+    array (no pickle), never a declared shape larger than the bytes the member holds."""
+    ndim, kinds = STATS_ARRAYS[name]
+    info = z.getinfo(f"{name}.npy")
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
         )
-    parts = [np.load(f, allow_pickle=False) for f in files]
+        shape, fortran, dtype = read_header(f)
+        if dtype.hasobject or dtype.kind not in kinds or len(shape) != ndim:
+            want = "integer" if kinds == "iu" else "string"
+            raise DamagedFile(
+                path, f"{name!r} is a {len(shape)}-d {dtype} array, not {ndim}-d {want}"
+            )
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes != info.file_size - f.tell():
+            raise DamagedFile(
+                path, f"{name!r} declares shape {shape} ({nbytes} bytes) but holds "
+                f"{info.file_size - f.tell()} bytes"
+            )  # fmt: skip
+        data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise DamagedFile(path, f"{name!r} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def read_stats_file(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of one ``stats/epoch_EEEE.npz`` (module docstring); DamagedFile naming the file
+    and the problem when it is not one of ours (missing arrays, wrong dtype or shape, too large)."""
+    path = Path(path)
+    try:
+        with open_regular(path) as raw, zipfile.ZipFile(raw) as z:
+            names = {i.filename: i for i in z.infolist()}
+            missing = [k for k in STATS_ARRAYS if f"{k}.npy" not in names]
+            if missing:
+                raise DamagedFile(path, f"no {', '.join(map(repr, missing))} array")
+            size = sum(names[f"{k}.npy"].file_size for k in STATS_ARRAYS)
+            if size > MAX_STATS_BYTES:
+                raise DamagedFile(
+                    path, f"{size} bytes of arrays, above {MAX_STATS_BYTES}; not read"
+                )
+            arrays = {k: _read_member(path, z, k) for k in STATS_ARRAYS}
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,
+    ) as exc:
+        raise DamagedFile(
+            path, f"not a readable statistics file ({type(exc).__name__}: {exc})"
+        ) from None
+    _check_consistent(path, arrays)
+    return arrays
+
+
+def _check_consistent(path: Path, a: dict[str, np.ndarray]) -> None:
+    s, shape = len(a["epoch"]), a["counts"].shape
+    if not len(a["iteration"]) == len(a["step"]) == s or shape[0] != s:
+        raise DamagedFile(path, "epoch, iteration, step and counts differ in length")
+    if tuple(a["quantities"].tolist()) != QUANTITIES:
+        raise DamagedFile(path, f"quantities {a['quantities'].tolist()}, not {list(QUANTITIES)}")
+    if not np.array_equal(a["bin_exponents"], BIN_EXPONENTS):
+        raise DamagedFile(path, "bin exponents are not this version's")
+    if shape[1:] != (len(QUANTITIES), len(a["layers"]), NUM_BINS):
+        raise DamagedFile(path, f"counts of shape {shape} do not match its layers and bins")
+    if (a["counts"] < 0).any():
+        raise DamagedFile(path, "negative counts")
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def load_stats(run_dir: str | Path) -> UpdateStats:
+    """Read every ``stats/epoch_*.npz`` of a run, in epoch order.
+
+    A damaged file (read_stats_file) is named on stderr and skipped, as is one whose layers differ
+    from the first readable file; NoStatistics (a FileNotFoundError) when none is readable."""
+    parts = []
+    for _, f in stats_files(run_dir):
+        try:
+            part = read_stats_file(f)
+            if parts and part["layers"].tolist() != parts[0]["layers"].tolist():
+                raise DamagedFile(f, f"its layers differ from those of {parts[0]['path'].name}")
+        except DamagedFile as exc:
+            _warn_once(f"{exc}; these statistics are left out")
+            continue
+        parts.append(part | {"path": f})
+    if not parts:
+        raise NoStatistics(
+            f"no readable update statistics in {stats_dir(run_dir)} (train with --store-stats)"
+        )
     return UpdateStats(
-        epoch=np.concatenate([p["epoch"] for p in parts]),
-        iteration=np.concatenate([p["iteration"] for p in parts]),
-        step=np.concatenate([p["step"] for p in parts]),
-        counts=np.concatenate([p["counts"] for p in parts]),
+        epoch=np.concatenate([p["epoch"] for p in parts]).astype(np.int64),
+        iteration=np.concatenate([p["iteration"] for p in parts]).astype(np.int64),
+        step=np.concatenate([p["step"] for p in parts]).astype(np.int64),
+        counts=np.concatenate([p["counts"] for p in parts]).astype(np.int64),
         layers=tuple(str(x) for x in parts[0]["layers"]),
         quantities=tuple(str(x) for x in parts[0]["quantities"]),
-        bin_exponents=parts[0]["bin_exponents"],
+        bin_exponents=np.array(parts[0]["bin_exponents"]),
     )
 
 
@@ -138,10 +257,13 @@ __all__ = [
     "BIN_EXPONENTS",
     "MAX_EXP",
     "MIN_EXP",
+    "MAX_STATS_BYTES",
     "NUM_BINS",
+    "NoStatistics",
     "QUANTITIES",
     "UpdateStats",
     "iqr_log2",
     "load_stats",
+    "read_stats_file",
     "write_stats_file",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from scalefree.errors import UsageError
-from scalefree.io import atomic_write_bytes, refuse_symlink
+from scalefree.io import atomic_write_bytes, open_regular, refuse_symlink
 from scalefree.rundir.layout import CHECKPOINT_FILE as LATEST
 from scalefree.rundir.layout import PREVIOUS_CHECKPOINT_FILE as PREVIOUS
 from scalefree.rundir.layout import has_checkpoint  # noqa: F401 - kept importable here
@@ -52,7 +52,8 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    blob = path.read_bytes()
+    with open_regular(path) as f:  # a FIFO planted as a checkpoint must not block the resume
+        blob = f.read()
     head = len(MAGIC)
     if not blob.startswith(MAGIC) or len(blob) < head + 32:
         raise ValueError("not a scalefree checkpoint or truncated header")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from scalefree.errors import DiskFull, UsageError
-from scalefree.io import atomic_save
+from scalefree.io import atomic_save, refuse_symlink
 from scalefree.models import build_model
 from scalefree.train.config import RunConfig
 
@@ -28,6 +28,7 @@ def build_initial_model(config: RunConfig, num_classes: int, write: bool = True)
     stores them atomically; every later run of a sweep loads the same file.
     """
     path = initial_weights_path(config)
+    refuse_symlink(path)  # planted in a shared log folder: neither read through nor written
     if path.exists():
         model = build_model(config.model, num_classes=num_classes, batch_norm=config.batch_norm)
         try:

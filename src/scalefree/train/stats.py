@@ -40,12 +40,15 @@ from scalefree.rundir.layout import stats_dir
 from scalefree.rundir.stats import (  # noqa: F401 - the file format's names, kept here
     BIN_EXPONENTS,
     MAX_EXP,
+    MAX_STATS_BYTES,
     MIN_EXP,
     NUM_BINS,
     QUANTITIES,
+    NoStatistics,
     UpdateStats,
     iqr_log2,
     load_stats,
+    read_stats_file,
     write_stats_file,
 )
 from scalefree.train.callbacks import Callback
