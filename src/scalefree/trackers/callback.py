@@ -8,7 +8,9 @@ When (rank 0 only):
   rewritten atomically with the tracker runs' ids;
 * each evaluated epoch: the metrics row (train/test loss and accuracy, lr, epoch time) and, with
   ``--store-stats``, the epoch's histograms; sent once the epoch's checkpoint is written, so a
-  resumed run (which continues after its checkpoint) sends only epochs after it: no step twice;
+  resumed run (which continues after its checkpoint) sends only epochs after it: no step twice.
+  trackers.json keeps each tracker's last epoch, so an attempt stopped between the checkpoint and
+  the report has the missing rows sent (from metrics.jsonl) when the run resumes;
 * run end: the final status and test error.
 
 A tracker that raises is reported once (:class:`~scalefree.trackers.base.TrackerWarning`, naming
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalefree.rundir.layout import stats_file
+from scalefree.rundir.read import read_metrics
 from scalefree.trackers.base import (
     TRACKERS,
     RunInfo,
@@ -80,6 +83,7 @@ class TrackerCallback(Callback):
         self.settings = settings
         self.trackers: list[Tracker] = []
         self._pending: list[tuple[int, dict[str, float]]] = []
+        self._saved: dict[str, Any] = {}
         self._last_wall = 0.0
         self._last_epoch = 0
 
@@ -110,27 +114,55 @@ class TrackerCallback(Callback):
             hparams=run_hparams(state),
             start_epoch=state.start_epoch,
         )
-        saved = read_saved(state.run_dir)
+        self._saved = read_saved(state.run_dir)
         for name in self.settings.names:
-            entry = TRACKERS.get(name)
             try:
-                tracker = entry.build(self.settings, log_folder)
+                self.trackers.append(TRACKERS.get(name).build(self.settings, log_folder))
             except Exception as exc:  # noqa: BLE001 - e.g. a bad URI: a warning, not a failure
                 warn(f"tracker {name} could not be set up ({type(exc).__name__}: {exc}); off")
-                continue
-            self.trackers.append(tracker)
-        started: dict[str, Any] = dict(saved)
 
         def start(tracker: Tracker) -> None:
-            started[tracker.name] = tracker.start(run, saved.get(tracker.name))
+            before = self._saved.get(tracker.name) or {}
+            ids = tracker.start(run, before or None)
+            same = all(before.get(k) == v for k, v in ids.items())  # the same tracker run
+            self._saved[tracker.name] = ids | {
+                "last_epoch": before.get("last_epoch", 0) if same else 0
+            }
 
         self._each("start its run", start)
-        if self.trackers and started != saved:
-            try:
-                write_saved(state.run_dir, started)
-            except OSError as exc:
-                warn(f"cannot write the trackers' run ids to {state.run_dir} ({exc})")
+        self._catch_up(state)
+        self._save(state)
         self._last_wall, self._last_epoch = state.wall_before, state.start_epoch - 1
+
+    def _catch_up(self, state: RunState) -> None:
+        """Send each tracker the epochs its run lacks that the checkpoint covers (an attempt
+        stopped between the checkpoint and the tracker's report)."""
+        rows = [r for r in read_metrics(state.run_dir) if r.get("epoch", 0) < state.start_epoch]
+        previous_wall, previous_epoch = 0.0, 0
+        for row in rows:
+            epoch = int(row["epoch"])
+            seconds = (row["wall_time_s"] - previous_wall) / max(epoch - previous_epoch, 1)
+            previous_wall, previous_epoch = row["wall_time_s"], epoch
+            metrics = epoch_metrics(row, seconds)
+            self._each(
+                "log epoch metrics",
+                lambda t, e=epoch, m=metrics: self._log_once(t, e, m),
+            )
+
+    def _log_once(self, tracker: Tracker, epoch: int, metrics: Mapping[str, float]) -> None:
+        record = self._saved.setdefault(tracker.name, {})
+        if epoch > record.get("last_epoch", 0):
+            tracker.log_epoch(epoch, metrics)
+            record["last_epoch"] = epoch
+
+    def _save(self, state: RunState) -> None:
+        """Rewrite trackers.json (atomically) with the live trackers' runs and last epochs."""
+        if not self.trackers:
+            return
+        try:
+            write_saved(state.run_dir, self._saved)
+        except OSError as exc:
+            warn(f"cannot write the trackers' run ids to {state.run_dir} ({exc})")
 
     def on_evaluate(self, state: RunState, metrics: dict[str, float]) -> None:
         if not self.trackers or state.last is None:
@@ -148,11 +180,13 @@ class TrackerCallback(Callback):
     def _flush(self, state: RunState) -> None:
         pending, self._pending = self._pending, []
         for epoch, metrics in pending:
-            self._each("log epoch metrics", lambda t, e=epoch, m=metrics: t.log_epoch(e, m))
+            self._each("log epoch metrics", lambda t, e=epoch, m=metrics: self._log_once(t, e, m))
         path = stats_file(state.run_dir, state.epoch)
         if state.config.store_stats and path.exists():
             hists = epoch_histograms(path)
             self._each("log histograms", lambda t: t.log_histograms(state.epoch, hists, path))
+        if pending:
+            self._save(state)
 
     def on_run_end(self, state: RunState, result: dict[str, Any] | None) -> None:
         if not self.trackers:

@@ -13,8 +13,8 @@ package: ``pip install -e '.[tensorboard]'``). View with ``tensorboard --logdir 
   :mod:`scalefree.train.stats`, so the x axis reads as exponents: -10 is 2^-10);
 * Text: ``status``, the run's final status.
 
-A resumed run opens the same directory with ``purge_step`` = its first epoch, so TensorBoard
-hides anything an interrupted attempt wrote for epochs after the checkpoint.
+A resumed run opens the same directory with ``purge_step`` = the epoch after the last one
+trackers.json records, so TensorBoard hides anything an interrupted attempt wrote after it.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ class TensorBoardTracker(Tracker):
 
     def start(self, run: RunInfo, saved: Mapping[str, Any] | None) -> dict[str, Any]:
         log_dir = Path(saved["log_dir"]) if saved and saved.get("log_dir") else self.root / run.name
-        resumed = saved is not None and run.start_epoch > 1
-        self.writer = self._writer_type(
-            str(log_dir), purge_step=run.start_epoch if resumed else None
-        )
+        # A continued run hides whatever an earlier attempt wrote after the last epoch it
+        # recorded (trackers.json), so no step is shown twice.
+        last = int(saved.get("last_epoch", 0)) if saved else 0
+        self.writer = self._writer_type(str(log_dir), purge_step=last + 1 if saved else None)
         self.last_epoch = run.start_epoch - 1
         if saved is None:  # the HParams entry once per run, at its first start
             self._write_hparams(dict(run.hparams))
