@@ -17,6 +17,7 @@ from scalefree.trackers.base import Tracker
 from tests.trackers.common import config, result, rows, train
 
 THIRD_PARTY = ("tensorboard", "torch.utils.tensorboard", "mlflow", "wandb")
+THIRD_PARTY += ("transformers", "accelerate", "lightning", "pytorch_lightning")
 
 
 class Broken(Tracker):
@@ -95,6 +96,7 @@ import importlib.util
 real_find_spec = importlib.util.find_spec
 importlib.util.find_spec = lambda name, *a: None if name in {THIRD_PARTY!r} else real_find_spec(name, *a)
 from scalefree.cli import main
+import scalefree.integrations  # the plain-torch recorder needs neither transformers nor lightning
 common = ["--dataset", "synthetic", "--synthetic-sizes", "64", "32", "--model", "MLP4",
           "--image-size", "8", "--train-epochs", "1", "--progress", "none",
           "--log-folder", {str(tmp_path)!r}]
