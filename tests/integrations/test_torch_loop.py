@@ -93,3 +93,33 @@ def test_foreign_run_directory_is_what_plot_histogram_reads(tmp_path):
     assert result["test_error"] == 0.25 and result["steps"] == 8
     for name in ("diagnose_init.json", "diagnose_final.json", "diagnose_step_0000003.json"):
         assert (run.run_dir / name).exists(), name
+
+
+def test_without_an_error_the_run_is_recorded_but_not_ranked(tmp_path):
+    from scalefree.rundir import load_runs
+
+    model = tiny_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recorder = Recorder(tmp_path / "r", model, optimizer)
+    model(torch.randn(2, 8)).sum().backward()
+    with recorder.step():
+        optimizer.step()
+    recorder.finish(None, "none")  # steps after the last end_epoch: written as epoch 1
+    assert load_stats(tmp_path / "r").epoch.tolist() == [1]
+    (run,) = load_runs(tmp_path)
+    assert run.result["status"] == "completed" and np.isnan(run.result["test_error"])
+
+
+@pytest.mark.parametrize(
+    ("metrics", "chosen", "want"),
+    [
+        ({"eval_accuracy": 0.75, "eval_loss": 0.4}, None, (0.25, "1 - eval_accuracy")),
+        ({"eval_loss": 0.4}, None, (None, "none")),  # a loss is no error
+        ({"eval_loss": 0.4, "my_error": 0.1}, "my_error", (0.1, "my_error")),
+        ({"top1_acc": 0.5}, "top1_acc", (0.5, "1 - top1_acc")),
+    ],
+)
+def test_error_from_logged_metrics(metrics, chosen, want):
+    from scalefree.integrations.recorder import error_from
+
+    assert error_from(metrics, chosen, ("eval_accuracy",)) == want

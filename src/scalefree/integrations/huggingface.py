@@ -26,6 +26,8 @@ from transformers import TrainerCallback
 
 from scalefree.integrations.recorder import Recorder, error_from
 
+ACCURACY_KEYS = ("eval_accuracy", "eval_acc")
+
 
 def _batches(loader: Any, n: int):
     def first() -> list[Any]:
@@ -51,7 +53,7 @@ class ScalefreeCallback(TrainerCallback):
 
     ``interval``: every ``interval``-th optimizer step of an epoch. ``error_metric``: the logged
     metric whose value is result.json's ``test_error`` (an accuracy counts as 1 - it); default:
-    the last ``eval_accuracy``, else ``eval_loss``, else the training ``loss``.
+    the last ``eval_accuracy`` (``compute_metrics`` returning ``accuracy``) or ``eval_acc``.
     """
 
     def __init__(
@@ -102,11 +104,7 @@ class ScalefreeCallback(TrainerCallback):
         logged: dict[str, Any] = {}
         for row in state.log_history:  # the last value of every logged metric
             logged.update(row)
-        if self.error_metric is not None:
-            keys = [self.error_metric]
-            error, of = error_from(logged, [k for k in keys if "acc" in k], keys)
-        else:
-            error, of = error_from(logged, ["eval_accuracy"], ["eval_loss", "loss", "train_loss"])
+        error, of = error_from(logged, self.error_metric, ACCURACY_KEYS)
         self.run.finish(error, of)
         self.run = None
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from scalefree.integrations.recorder import Recorder, error_from
 
+ACCURACY_KEYS = ("val_acc", "val_accuracy", "test_acc", "train_acc")
+
 try:
     from lightning.pytorch import Callback
 except ImportError:  # the package's older name
@@ -37,7 +39,7 @@ class ScalefreeCallback(Callback):
 
     ``interval``: every ``interval``-th optimizer step of an epoch. ``error_metric``: the logged
     metric (``self.log``) whose value is result.json's ``test_error`` (an accuracy counts as
-    1 - it); default: ``val_acc``, else ``val_loss``, else ``train_loss`` / ``loss``.
+    1 - it); default: ``val_acc``, ``val_accuracy``, ``test_acc``, else ``train_acc``.
     """
 
     def __init__(
@@ -101,11 +103,7 @@ class ScalefreeCallback(Callback):
         if self.run is None:
             return
         logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        if self.error_metric is not None:
-            keys = [self.error_metric]
-            error, of = error_from(logged, [k for k in keys if "acc" in k], keys)
-        else:
-            error, of = error_from(logged, ["val_acc"], ["val_loss", "train_loss", "loss"])
+        error, of = error_from(logged, self.error_metric, ACCURACY_KEYS)
         self.run.finish(error, of)
         self.run = None
 

@@ -13,15 +13,17 @@ The directory holds what ``scalefree plot histogram`` and ``scalefree report`` r
 * ``diagnose_init.json`` / ``diagnose_final.json`` (and ``diagnose_step_NNNNNNN.json`` at other
   chosen steps): :func:`scalefree.diagnose.diagnose` at those points, when asked for;
 * ``result.json`` at the end: status ``completed``; ``test_error`` is the error the caller
-  names, else 1 - the last accuracy the trainer logged, else its last loss (``test_error_of``
-  says which), so the plots have a "best setting" to pick.
+  gives (the callbacks: a logged metric they are told, else 1 - the last accuracy the trainer
+  logged; ``test_error_of`` says which). Without one it is NaN: the statistics are still
+  there (:func:`~scalefree.train.stats.load_stats`), but the tables and ``plot histogram``, which
+  draw each method's best setting, have no error to rank the run by.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,20 +199,23 @@ class Recorder:
             best_test_acc=None,
             eval_split="test",
         )
-        result["test_error"] = float("nan") if error is None else float(error)  # a number
+        result["test_error"] = float("nan") if error is None else float(error)  # NaN: unknown
         result["test_error_of"] = error_of
         rundir_write.write_result(self.run_dir, result)
 
 
-def error_from(metrics: dict[str, Any], accuracy_keys: Sequence[str], loss_keys: Sequence[str]):
-    """(test error, what it is) from a trainer's logged metrics: 1 - the first accuracy found,
-    else the first loss found, else (None, "none")."""
-    for key in accuracy_keys:
+def error_from(
+    metrics: Mapping[str, Any], chosen: str | None, accuracy_keys: Sequence[str]
+) -> tuple[float | None, str]:
+    """(test error, what it is) from a trainer's last logged metrics: the ``chosen`` metric (an
+    accuracy, i.e. a name with "acc", counts as 1 - it; anything else is taken as an error in
+    [0, 1]), else 1 - the first of ``accuracy_keys`` logged, else (None, "none"). A loss is
+    never taken for an error: tables and heatmaps compare errors."""
+    keys = [chosen] if chosen is not None else list(accuracy_keys)
+    for key in keys:
         if key in metrics:
-            return 1.0 - float(metrics[key]), f"1 - {key}"
-    for key in loss_keys:
-        if key in metrics:
-            return float(metrics[key]), key
+            value = float(metrics[key])
+            return (1.0 - value, f"1 - {key}") if "acc" in key else (value, key)
     return None, "none"
 
 
