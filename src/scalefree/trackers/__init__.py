@@ -24,7 +24,6 @@ from scalefree.trackers.base import (
     Tracker,
     TrackerEntry,
     TrackerSettings,
-    TrackerWarning,
     check_installed,
     epoch_histograms,
 )
@@ -128,7 +127,6 @@ __all__ = [
     "Tracker",
     "TrackerEntry",
     "TrackerSettings",
-    "TrackerWarning",
     "add_tracker_arguments",
     "check_installed",
     "epoch_histograms",

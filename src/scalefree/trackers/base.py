@@ -5,7 +5,7 @@ A tracker (TensorBoard, MLflow, W&B) mirrors a run into an experiment tracker wh
 The run directory stays the source of truth: a tracker is told the same numbers the trainer
 writes to metrics.jsonl, after the epoch's checkpoint (so a resumed run, which restarts after its
 checkpoint, never sends an epoch twice), and a tracker that fails is switched off with a warning
-(:class:`TrackerWarning`), never failing the run.
+on stderr, never failing the run.
 
 Trackers are not part of a run's identity: they appear neither in the run name nor in
 config.json. A tracker is one :class:`TrackerEntry` in :data:`scalefree.trackers.TRACKERS`; its
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import warnings
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +33,6 @@ from scalefree.registry import Entry, Registry
 TRACKERS_FILE = "trackers.json"
 # The statistics a tracker shows as histograms (scalefree.train.stats.QUANTITIES).
 HISTOGRAM_QUANTITIES = ("update_over_alpha", "param")
-
-
-class TrackerWarning(UserWarning):
-    """A tracker failed (disk, server down, bad URI): it is switched off, the run goes on."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +191,8 @@ def write_saved(run_dir: Path, saved: Mapping[str, Any]) -> None:
 
 
 def warn(message: str) -> None:
-    warnings.warn(message, TrackerWarning, stacklevel=3)
+    """A tracker's problem, on stderr as every scalefree warning ("warning: ..."): the run goes on."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 __all__ = [
@@ -207,7 +204,6 @@ __all__ = [
     "Tracker",
     "TrackerEntry",
     "TrackerSettings",
-    "TrackerWarning",
     "check_installed",
     "epoch_histograms",
     "read_saved",

@@ -13,8 +13,8 @@ When (rank 0 only):
   the report has the missing rows sent (from metrics.jsonl) when the run resumes;
 * run end: the final status and test error.
 
-A tracker that raises is reported once (:class:`~scalefree.trackers.base.TrackerWarning`, naming
-it) and not called again in this run: the run and its directory never depend on a tracker.
+A tracker that raises is reported once (a "warning: tracker NAME failed ..." line on stderr)
+and not called again in this run: the run and its directory never depend on a tracker.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ for file URIs only). Runs go to the experiment ``--mlflow-experiment`` (default 
 ``scalefree sweep --tracker mlflow`` creates one parent run per sweep (tag
 ``scalefree.sweep_parent``; a relaunch finds and reuses it) and every grid point is a child run
 (``mlflow.parentRunId``): the UI nests them and its table sorts them by any param or metric.
-For a server URI, requests are retried twice with a 10 s timeout (unless the MLFLOW_HTTP_REQUEST_*
+For a server URI, a request is retried once with a 5 s timeout (unless the MLFLOW_HTTP_REQUEST_*
 variables say otherwise), so a server that is down costs a run seconds, then a warning.
 """
 
@@ -49,8 +49,9 @@ def client_for(uri: str) -> Any:
     if "://" not in uri or uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     else:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
