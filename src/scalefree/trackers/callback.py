@@ -19,6 +19,7 @@ and not called again in this run: the run and its directory never depend on a tr
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -95,12 +96,13 @@ class TrackerCallback(Callback):
                 call(tracker)
             except Exception as exc:  # noqa: BLE001 - a tracker never fails the run
                 self.trackers.remove(tracker)
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                 warn(
-                    f"tracker {tracker.name} failed to {what} ({type(exc).__name__}: {first}); "
-                    f"it is off for the rest of this run, which goes on (its run directory has "
-                    "every number)"
+                    f"tracker {tracker.name} failed to {what} ({_first_line(exc)}); it is off "
+                    "for the rest of this run, which goes on (its run directory has every number)"
                 )
+                if what != "finish its run":
+                    with contextlib.suppress(Exception):  # close what it opened, if it can
+                        tracker.finish(None)
 
     # ------------------------------------------------------------------ hooks
     def on_run_start(self, state: RunState) -> None:
@@ -119,7 +121,7 @@ class TrackerCallback(Callback):
             try:
                 self.trackers.append(TRACKERS.get(name).build(self.settings, log_folder))
             except Exception as exc:  # noqa: BLE001 - e.g. a bad URI: a warning, not a failure
-                warn(f"tracker {name} could not be set up ({type(exc).__name__}: {exc}); off")
+                warn(f"tracker {name} could not be set up ({_first_line(exc)}); it is off")
 
         def start(tracker: Tracker) -> None:
             before = self._saved.get(tracker.name) or {}
@@ -194,6 +196,11 @@ class TrackerCallback(Callback):
         self._pending = []  # epochs no checkpoint covers: the resumed run sends them
         self._each("finish its run", lambda t: t.finish(result))
         self.trackers = []
+
+
+def _first_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def tracker_callbacks(settings: TrackerSettings | None) -> Sequence[Callback]:
