@@ -77,3 +77,27 @@ def test_resumed_run_has_each_epoch_once(tmp_path, phase):
     np.testing.assert_allclose(
         [e.value for e in got], [metrics[s]["test_loss"] for s in (1, 2, 3)], rtol=1e-6
     )
+
+
+def test_sweep_is_one_hparams_table(tmp_path, monkeypatch):
+    from tests.trackers.common import grid_run_dirs, sweep
+
+    assert sweep(tmp_path, monkeypatch, ["--tracker", "tensorboard"]) == 0
+    dirs = grid_run_dirs(tmp_path)
+    assert len(dirs) == 4
+    points = set()
+    for d in dirs:
+        acc = events(tmp_path / "tensorboard" / d.name)
+        assert [e.step for e in acc.Scalars("test/acc")] == [1, 2]
+        start = next(
+            p.session_start_info
+            for p in map(
+                plugin_data_pb2.HParamsPluginData.FromString,
+                acc.PluginTagToContent("hparams").values(),
+            )
+            if p.HasField("session_start_info")
+        )
+        points.add((start.hparams["eta0"].number_value, start.hparams["weight_decay"].number_value))
+        (group,) = acc.Tensors("sweep/text_summary")
+        assert "synthetic MLP4" in group.tensor_proto.string_val[0].decode()
+    assert points == {(1e-3, 0.0), (1e-3, 1e-4), (1e-2, 0.0), (1e-2, 1e-4)}
