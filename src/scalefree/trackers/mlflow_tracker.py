@@ -1,10 +1,11 @@
 """MLflow: params, metrics per epoch, the statistics files as artifacts; a sweep is a parent run.
 
 Needs ``mlflow-skinny`` (``pip install -e '.[mlflow]'``; the full ``mlflow`` package works too).
-The tracking URI is ``--mlflow-uri`` (default: the file store ``<log folder>/mlruns``, where
-``mlflow ui --backend-store-uri <log folder>/mlruns`` shows it; MLflow 3 keeps file stores in
-maintenance mode and refuses them unless ``MLFLOW_ALLOW_FILE_STORE`` is set, which this module sets
-for file URIs only). Runs go to the experiment ``--mlflow-experiment`` (default ``scalefree``):
+The tracking URI is ``--mlflow-uri`` (default: the file store ``<log folder>/mlruns``). MLflow 3
+keeps file stores in maintenance mode and opens one only with ``MLFLOW_ALLOW_FILE_STORE=true``,
+which this module sets for file URIs (the UI, from the full package, needs it too:
+``MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri <log folder>/mlruns``).
+Runs go to the experiment ``--mlflow-experiment`` (default ``scalefree``):
 
 * Parameters: optimizer, eta0, weight_decay, decay_convention, model, batch_norm, seed, ...
 * Metrics (step = epoch): ``train/loss``, ``train/acc``, ``test/loss``, ``test/acc``, ``lr``,
