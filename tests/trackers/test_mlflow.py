@@ -66,6 +66,15 @@ def test_two_epochs_params_metrics_artifacts(tmp_path, client):
     assert open(local, "rb").read() == (outcome.run_dir / "stats" / "epoch_0002.npz").read_bytes()
 
 
+def test_a_diverged_run_is_failed_with_the_tables_error(tmp_path, client):
+    cfg = config(tmp_path, optim_method="SGD", eta0=1e6, weight_decay=0.0, store_stats=False)
+    outcome = train(cfg, ["mlflow"])
+    assert outcome.result["status"] == "diverged"
+    (run,) = runs(client)
+    assert run.info.status == "FAILED" and run.data.tags["scalefree.status"] == "diverged"
+    assert run.data.metrics["test_error"] == 1.1
+
+
 @pytest.mark.parametrize("phase", ["epoch_end", "checkpoint"])
 def test_resumed_run_continues_the_same_mlflow_run(tmp_path, client, phase):
     cfg = config(tmp_path, train_epochs=3, store_stats=False)

@@ -11,7 +11,7 @@ When (rank 0 only):
   resumed run (which continues after its checkpoint) sends only epochs after it: no step twice.
   trackers.json keeps each tracker's last epoch, so an attempt stopped between the checkpoint and
   the report has the missing rows sent (from metrics.jsonl) when the run resumes;
-* run end: the final status and test error.
+* run end: the final status and test error (a diverged run's is 1.1, as in the tables).
 
 A tracker that raises is reported once (a "warning: tracker NAME failed ..." line on stderr)
 and not called again in this run: the run and its directory never depend on a tracker.
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scalefree.rundir.layout import stats_file
+from scalefree.rundir.layout import DIVERGED_ERROR, stats_file
 from scalefree.rundir.read import read_metrics
 from scalefree.trackers.base import (
     TRACKERS,
@@ -194,7 +194,10 @@ class TrackerCallback(Callback):
         if not self.trackers:
             return
         self._pending = []  # epochs no checkpoint covers: the resumed run sends them
-        self._each("finish its run", lambda t: t.finish(result))
+        final = None if result is None else dict(result)
+        if final is not None and final.get("test_error") is None:
+            final["test_error"] = DIVERGED_ERROR  # what the tables charge a diverged run
+        self._each("finish its run", lambda t: t.finish(final))
         self.trackers = []
 
 
