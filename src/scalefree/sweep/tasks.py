@@ -216,8 +216,9 @@ def _train(task: RunTask):
     # single-task Slurm job or a test calls this in its own process. The trainer loads the data
     # itself: everything that shapes it (synthetic_sizes included) is in the RunConfig.
     with process_settings(num_threads=task.num_threads or None):
-        callbacks = tracker_callbacks(task.trackers)
-        return trainer.train(task.config, resume=True, run_locked=True, callbacks=callbacks)
+        # the trackers' callback only when asked for: an untracked run is called as it always was
+        extra = {"callbacks": tracker_callbacks(task.trackers)} if task.trackers else {}
+        return trainer.train(task.config, resume=True, run_locked=True, **extra)
 
 
 def interrupted(task: RunTask, why: str) -> TaskResult:
