@@ -151,9 +151,8 @@ def run_task(task: RunTask) -> TaskResult:
     created = not run_dir.exists()
     lock = RunLock(run_dir)
     try:
-        refuse_symlinks_in(
-            run_dir
-        )  # planted links in a shared log folder: refused, nothing written
+        # planted links in a shared log folder: refused, nothing written
+        refuse_symlinks_in(run_dir)
         if not lock.acquire():
             return _running_elsewhere(run_dir)
     except UsageError as exc:
