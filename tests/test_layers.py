@@ -30,12 +30,14 @@ FLOORS: dict[str, int] = {
     "rundir": 3,
     "data": 4,
     "optim": 4,
+    "trackers": 4,
     "models": 5,
     "train": 6,
     "plots": 7,
     "sweep": 8,
     "diagnose": 8,
     "reproduce": 9,
+    "integrations": 9,
     "cli": 10,
     "__main__": 11,
 }
@@ -54,6 +56,13 @@ def module_name(path: Path) -> str:
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(["scalefree", *parts])
+
+
+def names_a_module(name: str) -> bool:
+    """Whether ``scalefree.a.b`` is a module of the source tree (a tag such as
+    "scalefree.sweep_parent" is a string, not an import)."""
+    where = SRC.joinpath(*name.split(".")[1:])
+    return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
 
 
 def imported_modules(path: Path) -> list[tuple[str, int]]:
@@ -78,7 +87,7 @@ def imported_modules(path: Path) -> list[tuple[str, int]]:
                 for a in node.names
             ]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if MODULE_NAME.match(node.value):
+            if MODULE_NAME.match(node.value) and names_a_module(node.value.split(":")[0]):
                 found.append((node.value.split(":")[0], node.lineno))
     return found
 

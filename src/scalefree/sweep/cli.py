@@ -16,6 +16,7 @@ another launch is training are left alone; ``--retry-failed`` reruns the failed 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from scalefree.sweep.grid import (
 )
 from scalefree.sweep.progress import PROGRESS_MODES
 from scalefree.sweep.runner import SweepReport, run_sweeps
+from scalefree.trackers import add_tracker_arguments, settings_from_args
+from scalefree.trackers.sweep import end_sweep, start_tracked_sweep
 from scalefree.train.cli import add_config_arguments, config_from_args
 
 # RunConfig fields the grid sets (and the trainer's progress display, off for parallel runs).
@@ -95,6 +98,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_control_arguments(p, extend_default=False, max_extensions=DEFAULT_MAX_EXTENSIONS)
     add_executor_arguments(p)
     add_config_arguments(p.add_argument_group("run settings (scalefree train flags)"), GRID_FIELDS)
+    add_tracker_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -309,11 +313,14 @@ def launch(
     standard output is the run names only).
     """
     check_control(args)
+    trackers = settings_from_args(args)  # a tracker's missing extra: exit 2 before any run
     sweeps = build(args)
     log_folder = sweeps[0].base.log_folder
     executor = make_executor(args, log_folder)
     if banner is not None and not args.dry_run:
         print(banner(sweeps), flush=True)
+    if trackers is not None and not args.dry_run:
+        trackers = start_tracked_sweep(trackers, sweeps)
     report = run_sweeps(
         sweeps,
         executor,
@@ -323,7 +330,10 @@ def launch(
         best_seeds=validate_seeds(args.best_seeds, "--best-seeds") if args.best_seeds else (),
         dry_run=args.dry_run,
         progress=args.progress,
+        trackers=trackers,
     )
+    if trackers is not None and not args.dry_run:
+        end_sweep(trackers, Path(log_folder), Counter(r.final_status for r in report.results))
     _print_job_ids(executor)
     return report
 

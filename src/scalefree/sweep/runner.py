@@ -50,6 +50,7 @@ from scalefree.sweep.grid import (
 )
 from scalefree.sweep.progress import SweepProgress
 from scalefree.sweep.tasks import RunTask, TaskResult, precheck
+from scalefree.trackers.base import TrackerSettings
 from scalefree.train.config import RunConfig, fmt_num
 
 
@@ -64,6 +65,7 @@ class SweepReport:
     planned: list[RunConfig] = field(default_factory=list)  # every config, in launch order
     summaries: dict[str, dict[str, Path]] = field(default_factory=dict)  # log folder -> files
     not_awaited: int = 0  # runs handed to an executor that does not wait (slurm --slurm-no-wait)
+    trackers: TrackerSettings | None = None  # passed to every run (scalefree.trackers)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -125,12 +127,14 @@ def run_sweeps(
     progress: str = "plain",
     out: TextIO | None = None,
     err: TextIO | None = None,
+    trackers: TrackerSettings | None = None,
 ) -> SweepReport:
     """Run (or, with ``dry_run``, list) the sweeps; see the module docstring.
 
     Progress goes to ``out`` (one line per finished run under a header, a bar, or nothing:
     ``progress`` is one of PROGRESS_MODES); with ``dry_run`` the run names go to
     ``out``, one per line (finished ones annotated), and every other message to ``err``.
+    ``trackers`` are passed to every run (:mod:`scalefree.trackers`).
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -140,6 +144,7 @@ def run_sweeps(
         else (lambda s: print(s, file=out, flush=True))
     )
     report = SweepReport(sweeps=list(sweeps))
+    report.trackers = trackers
     configs = _unique(c for s in report.sweeps for c in s.configs())
     _run_round(configs, executor, report, info, out, retry_failed, dry_run, 0, progress)
 
@@ -165,9 +170,7 @@ def run_sweeps(
     if best_seeds:
         reseeded = _best_seed_configs(report, best_seeds, info, extend_boundary)
         if reseeded:
-            _run_round(
-                reseeded, executor, report, info, out, retry_failed, dry_run, -1, progress
-            )
+            _run_round(reseeded, executor, report, info, out, retry_failed, dry_run, -1, progress)
 
     if dry_run:
         info(f"dry run: {_plan_line(report)}")
@@ -201,7 +204,7 @@ def _run_round(
     seen = {str(run_dir_of(p)) for p in report.planned}
     configs = [c for c in configs if str(run_dir_of(c)) not in seen]
     report.planned += configs
-    tasks = [RunTask(c, retry_failed=retry_failed) for c in configs]
+    tasks = [RunTask(c, retry_failed=retry_failed, trackers=report.trackers) for c in configs]
     decided = {id(t): precheck(t) for t in tasks}
     to_run = [t for t in tasks if decided[id(t)] is None]
     held = [r for r in decided.values() if r is not None]

@@ -47,6 +47,7 @@ from scalefree.io import refuse_symlinks_in
 from scalefree.locking import LOCK_FILE, RunLock, holder, is_locked
 from scalefree.rundir import FAILED_RESULT_KEPT, RESULT_FILE, STATUSES, run_dir_of
 from scalefree.rundir.write import finished_result, record_failure
+from scalefree.trackers.base import TrackerSettings
 from scalefree.train.config import RunConfig
 
 FINAL_STATUSES = STATUSES  # what result.json can say
@@ -70,12 +71,14 @@ class RunTask:
         retry_failed: rerun it if its result.json says ``failed``.
         cuda_visible_devices: GPU(s) for a freshly spawned worker (set before CUDA starts).
         num_threads: ``torch.set_num_threads`` for the run (CPU cores / concurrent runs).
+        trackers: experiment trackers the run reports to (not part of its identity).
     """
 
     config: RunConfig
     retry_failed: bool = False
     cuda_visible_devices: str | None = None
     num_threads: int | None = None
+    trackers: TrackerSettings | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -148,7 +151,8 @@ def run_task(task: RunTask) -> TaskResult:
     created = not run_dir.exists()
     lock = RunLock(run_dir)
     try:
-        refuse_symlinks_in(run_dir)  # planted links in a shared log folder: refused, nothing written
+        # planted links in a shared log folder: refused, nothing written
+        refuse_symlinks_in(run_dir)
         if not lock.acquire():
             return _running_elsewhere(run_dir)
     except UsageError as exc:
@@ -205,12 +209,15 @@ def _run_locked(task: RunTask, run_dir: Path, started: float) -> TaskResult:
 def _train(task: RunTask):
     from scalefree.train import trainer
     from scalefree.train.settings import process_settings
+    from scalefree.train.tracking import tracker_callbacks
 
     # The thread count is restored afterwards: a Ray worker process runs many tasks, and a
     # single-task Slurm job or a test calls this in its own process. The trainer loads the data
     # itself: everything that shapes it (synthetic_sizes included) is in the RunConfig.
     with process_settings(num_threads=task.num_threads or None):
-        return trainer.train(task.config, resume=True, run_locked=True)
+        # the trackers' callback only when asked for: an untracked run is called as it always was
+        extra = {"callbacks": tracker_callbacks(task.trackers)} if task.trackers else {}
+        return trainer.train(task.config, resume=True, run_locked=True, **extra)
 
 
 def interrupted(task: RunTask, why: str) -> TaskResult:

@@ -13,7 +13,9 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
+from scalefree.trackers import add_tracker_arguments, settings_from_args
 from scalefree.train.config import RunConfig, choices_of, flag, help_of, spec_of
+from scalefree.train.tracking import tracker_callbacks
 
 
 def _base_type(annotation: Any) -> tuple[Any, int | None]:
@@ -86,6 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    add_tracker_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -94,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
     from scalefree.train.trainer import train
 
     config = config_from_args(args)
+    callbacks = tracker_callbacks(settings_from_args(args))  # a missing extra: exit 2 now
     ctx = init_from_env(config)
     try:
-        outcome = train(config, resume=args.resume, ctx=ctx)
+        outcome = train(config, resume=args.resume, ctx=ctx, callbacks=callbacks)
     finally:
         shutdown(ctx)
     if not ctx.is_main:
