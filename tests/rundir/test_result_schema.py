@@ -130,3 +130,7 @@ def test_readers_require_less_than_the_writer_promises():
         "a completed result whose 'test_error' is '0.3', not a finite number"
     )
     assert "not a finite number" in read_problem(_completed(test_error=float("nan")))
+    # a run recorded from another loop that logged no accuracy says so, and is read (unranked)
+    unknown = _completed(test_error=float("nan"), test_error_of="none")
+    assert read_problem(unknown) is None and result_problem(unknown) is None
+    assert read_problem(_completed(test_error=float("nan"), test_error_of="1 - val_acc"))

@@ -60,6 +60,9 @@ def download_cifar(
     if not missing:
         return target
     if target.exists():
+        missing = missing_files(spec, root)  # again: a concurrent download may just have finished
+        if not missing:
+            return target
         raise DatasetError(
             f"{target} exists but is incomplete ({missing[0].name} is missing); delete it and "
             f"re-run with --download"

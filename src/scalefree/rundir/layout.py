@@ -98,14 +98,22 @@ class _ResultCore(TypedDict):
     message: str | None  # why the run ended early (diverged, failed)
 
 
-class CompletedResult(_ResultCore):
-    """A run that trained all its epochs (or --max-steps)."""
-
+class _CompletedCore(_ResultCore):
     status: Literal["completed"]
-    final: dict[str, Any]  # the last evaluation: a metrics.jsonl row
+    # the last evaluation, a metrics.jsonl row; None only from a loop (scalefree.integrations)
+    # that logged none
+    final: dict[str, Any] | None
     test_error: float  # 1 - final test_acc (of the validation split under --validation)
     divergence: None
     test_split: OfficialTestSplit | None  # --validation runs only
+
+
+class CompletedResult(_CompletedCore, total=False):
+    """A run that trained all its epochs (or --max-steps). A run recorded from another training
+    loop (:mod:`scalefree.integrations`) says what its ``test_error`` is in ``test_error_of``
+    (e.g. "1 - eval_accuracy"); "none" when that loop logged no accuracy, and test_error is NaN."""
+
+    test_error_of: str
 
 
 class DivergedResult(_ResultCore):
@@ -156,8 +164,9 @@ def read_problem(result: dict[str, Any]) -> str | None:
     if status not in RESULT_TYPES:
         return f"'status' is {status!r}, not one of {', '.join(STATUSES)}"
     err = result.get("test_error")
+    unknown_ok = result.get("test_error_of") == "none"  # an integration run without an accuracy
     if status == "completed" and (
-        _value_problem(err, float, "") is not None or not math.isfinite(err)
+        _value_problem(err, float, "") is not None or not (math.isfinite(err) or unknown_ok)
     ):
         return f"a completed result whose 'test_error' is {err!r}, not a finite number"
     return None
