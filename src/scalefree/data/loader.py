@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scalefree.data.cifar import read_cifar
+from scalefree.data.cifar import CIFAR10, CIFAR100, read_cifar
 from scalefree.data.distributed import check_world, shard_bounds
 from scalefree.data.download import download_cifar
 from scalefree.data.raw import RawDataset
@@ -53,6 +53,7 @@ def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
     pooled = F.avg_pool2d(images.to(torch.float64), k)
     return pooled.round().clamp_(0, 255).to(torch.uint8).contiguous()
 
+
 # --------------------------------------------------------------------------------------- registry
 
 
@@ -84,20 +85,15 @@ def _synthetic_source(
 
 # A factory takes (dataroot, *, download, synthetic_sizes) and returns a RawDataset on the CPU.
 DATASETS: Registry[DatasetEntry[RawDataset]] = Registry("dataset", DatasetEntry)
-DATASETS.add(
-    "CIFAR10",
-    functools.partial(_cifar_source, "CIFAR10"),
-    "CIFAR-10: 50,000 train / 10,000 test 32x32 RGB images, 10 classes",
-    cifar=True,
-    downloadable=True,
-)
-DATASETS.add(
-    "CIFAR100",
-    functools.partial(_cifar_source, "CIFAR100"),
-    "CIFAR-100: 50,000 train / 10,000 test 32x32 RGB images, 100 fine classes",
-    cifar=True,
-    downloadable=True,
-)
+for _spec, _classes in ((CIFAR10, "10 classes"), (CIFAR100, "100 fine classes")):
+    DATASETS.add(
+        _spec.name,
+        functools.partial(_cifar_source, _spec.name),
+        f"{_spec.display}: 50,000 train / 10,000 test 32x32 RGB images, {_classes}",
+        cifar=True,
+        downloadable=True,
+    )
+del _spec, _classes
 DATASETS.add(
     "synthetic",
     _synthetic_source,
@@ -239,8 +235,9 @@ def load_data(
     train_images, train_labels = raw.train_images, raw.train_labels
     test_images = raw.test_images
     if image_size is not None:
-        train_images, test_images = downsample(train_images, image_size), downsample(
-            test_images, image_size
+        train_images, test_images = (
+            downsample(train_images, image_size),
+            downsample(test_images, image_size),
         )
     held_out = None
     if validation:
@@ -266,9 +263,7 @@ def load_data(
         std=std,
         class_names=raw.class_names,
         test_images=None if held_out is None else held_out[0].to(device).contiguous(),
-        test_labels=None
-        if held_out is None
-        else held_out[1].to(device=device, dtype=torch.int64),
+        test_labels=None if held_out is None else held_out[1].to(device=device, dtype=torch.int64),
     )
 
 

@@ -18,27 +18,13 @@ e.g. ``scalefree.optim.AdamW``, whose Adam step is then the update): the Trainer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
-from scalefree.integrations.recorder import Recorder, error_from
+from scalefree.integrations.recorder import CallbackSettings, Recorder, error_from, first_batches
 
 ACCURACY_KEYS = ("eval_accuracy", "eval_acc")
-
-
-def _batches(loader: Any, n: int):
-    def first() -> list[Any]:
-        out = []
-        for batch in loader:
-            out.append(batch)
-            if len(out) == n:
-                break
-        return out
-
-    return first
 
 
 def _loss(model: Any, batch: Any) -> Any:
@@ -46,7 +32,7 @@ def _loss(model: Any, batch: Any) -> Any:
     return out["loss"] if isinstance(out, dict) else out.loss
 
 
-class ScalefreeCallback(TrainerCallback):
+class ScalefreeCallback(CallbackSettings, TrainerCallback):
     """Records scalefree's update statistics (and ``diagnose`` numbers at ``diagnose_at``:
     ``"init"``, ``"final"``, step numbers; on ``diagnose_batches`` batches of the Trainer's
     training loader, the loss being the model's own ``loss`` output) into ``out_dir``.
@@ -55,21 +41,6 @@ class ScalefreeCallback(TrainerCallback):
     metric whose value is result.json's ``test_error`` (an accuracy counts as 1 - it); default:
     the last ``eval_accuracy`` (``compute_metrics`` returning ``accuracy``) or ``eval_acc``.
     """
-
-    def __init__(
-        self,
-        out_dir: str | Path,
-        interval: int = 1,
-        *,
-        dataset: str = "custom",
-        diagnose_at: Sequence[str | int] = (),
-        diagnose_batches: int = 4,
-        error_metric: str | None = None,
-    ) -> None:
-        self.out_dir, self.interval, self.dataset = Path(out_dir), interval, dataset
-        self.diagnose_at, self.n_diagnose = tuple(diagnose_at), diagnose_batches
-        self.error_metric = error_metric
-        self.run: Recorder | None = None
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         loader = kwargs.get("train_dataloader")
@@ -81,7 +52,9 @@ class ScalefreeCallback(TrainerCallback):
             source="transformers",
             dataset=self.dataset,
             diagnose_at=self.diagnose_at,
-            diagnose_batches=_batches(loader, self.n_diagnose) if loader is not None else None,
+            diagnose_batches=(
+                first_batches(lambda: loader, self.n_diagnose) if loader is not None else None
+            ),
             loss_fn=_loss,
             start_step=state.global_step,
         )

@@ -17,11 +17,10 @@ gradient accumulation only batches that stepped count). Works with ``lightning``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scalefree.integrations.recorder import Recorder, error_from
+from scalefree.integrations.recorder import CallbackSettings, Recorder, error_from, first_batches
 
 ACCURACY_KEYS = ("val_acc", "val_accuracy", "test_acc", "train_acc")
 
@@ -31,7 +30,7 @@ except ImportError:  # the package's older name
     from pytorch_lightning import Callback
 
 
-class ScalefreeCallback(Callback):
+class ScalefreeCallback(CallbackSettings, Callback):
     """Records scalefree's update statistics (and ``diagnose`` numbers at ``diagnose_at``:
     ``"init"``, ``"final"``, step numbers, on ``diagnose_batches`` batches of the training
     loader with ``loss_fn(module, batch)``, default the module's ``training_step`` loss) into
@@ -43,32 +42,12 @@ class ScalefreeCallback(Callback):
     """
 
     def __init__(
-        self,
-        out_dir: str | Path,
-        interval: int = 1,
-        *,
-        dataset: str = "custom",
-        diagnose_at: Sequence[str | int] = (),
-        diagnose_batches: int = 4,
-        loss_fn: Any = None,
-        error_metric: str | None = None,
+        self, out_dir: str | Path, interval: int = 1, *, loss_fn: Any = None, **settings: Any
     ) -> None:
-        self.out_dir, self.interval, self.dataset = Path(out_dir), interval, dataset
-        self.diagnose_at, self.n_diagnose = tuple(diagnose_at), diagnose_batches
-        self.loss_fn, self.error_metric = loss_fn, error_metric
-        self.run: Recorder | None = None
+        # settings: dataset, diagnose_at, diagnose_batches, error_metric (CallbackSettings)
+        super().__init__(out_dir, interval, **settings)
+        self.loss_fn = loss_fn
         self._stepping = False
-
-    def _batches(self, trainer: Any):
-        def first() -> list[Any]:
-            out = []
-            for batch in trainer.train_dataloader:
-                out.append(batch)
-                if len(out) == self.n_diagnose:
-                    break
-            return out
-
-        return first
 
     def on_train_start(self, trainer, pl_module):
         loss_fn = self.loss_fn or _training_step_loss
@@ -80,7 +59,7 @@ class ScalefreeCallback(Callback):
             source="lightning",
             dataset=self.dataset,
             diagnose_at=self.diagnose_at,
-            diagnose_batches=self._batches(trainer),
+            diagnose_batches=first_batches(lambda: trainer.train_dataloader, self.n_diagnose),
             loss_fn=loss_fn,
             start_step=trainer.global_step,
         )

@@ -219,4 +219,44 @@ def error_from(
     return None, "none"
 
 
-__all__ = ["Recorder", "error_from", "optimizer_name", "run_config"]
+def first_batches(loader: Callable[[], Iterable[Any]], n: int) -> Callable[[], list[Any]]:
+    """A callable returning the first ``n`` batches of ``loader()`` (looked up at each call)."""
+
+    def first() -> list[Any]:
+        out = []
+        for batch in loader():
+            out.append(batch)
+            if len(out) == n:
+                break
+        return out
+
+    return first
+
+
+class CallbackSettings:
+    """What the trainers' callbacks take and keep (see each callback's docstring)."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        interval: int = 1,
+        *,
+        dataset: str = "custom",
+        diagnose_at: Sequence[str | int] = (),
+        diagnose_batches: int = 4,
+        error_metric: str | None = None,
+    ) -> None:
+        self.out_dir, self.interval, self.dataset = Path(out_dir), interval, dataset
+        self.diagnose_at, self.n_diagnose = tuple(diagnose_at), diagnose_batches
+        self.error_metric = error_metric
+        self.run: Recorder | None = None
+
+
+__all__ = [
+    "CallbackSettings",
+    "Recorder",
+    "error_from",
+    "first_batches",
+    "optimizer_name",
+    "run_config",
+]

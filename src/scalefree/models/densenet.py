@@ -22,12 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalefree.models.parts import check_positive, init_weights
+from scalefree.models.parts import norm2d as _norm
+
 __all__ = ["Bottleneck", "DenseNetBC", "Transition", "densenet_bc"]
-
-
-def _norm(channels: int, batch_norm: bool) -> nn.Module:
-    # Identity (not removal) keeps parameter names identical with and without BN.
-    return nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
 
 
 class Bottleneck(nn.Module):
@@ -74,12 +72,10 @@ class DenseNetBC(nn.Module):
         # Each bottleneck layer has 2 convs; the 4 are the stem, two transitions and the linear.
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"DenseNet-BC depth must be 6n+4 with n >= 1, got {depth}")
-        if growth_rate < 1:
-            raise ValueError(f"growth_rate must be a positive integer, got {growth_rate}")
+        check_positive("growth_rate", growth_rate)
         if not 0.0 < compression <= 1.0:
             raise ValueError(f"compression must be in (0, 1], got {compression}")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+        check_positive("num_classes", num_classes)
         n = (depth - 4) // 6
         self.depth = depth
         self.growth_rate = growth_rate
@@ -105,15 +101,7 @@ class DenseNetBC(nn.Module):
 
     def reset_parameters(self) -> None:
         """He init of convs (fan_out), BN 1/0, linear Kaiming fan_in with zero bias."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv_mode="fan_out")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
@@ -124,12 +112,5 @@ class DenseNetBC(nn.Module):
         return self.fc(x)
 
 
-def densenet_bc(
-    depth: int = 100,
-    growth_rate: int = 12,
-    compression: float = 0.5,
-    num_classes: int = 10,
-    batch_norm: bool = True,
-) -> DenseNetBC:
-    """Build a DenseNet-BC (Huang et al. 2017)."""
-    return DenseNetBC(depth, growth_rate, compression, num_classes, batch_norm)
+# The registry's factory: the class itself (its arguments, defaults and checks).
+densenet_bc = DenseNetBC

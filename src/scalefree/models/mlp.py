@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalefree.models.parts import init_weights
+
 __all__ = ["MLP_DEPTHS", "MLP_INPUT_SIDE", "MLP_WIDTH", "FullyConnected", "mlp"]
 
 MLP_DEPTHS: tuple[int, ...] = (4, 8, 16, 32)
@@ -50,13 +52,7 @@ class FullyConnected(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm1d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != MLP_INPUT_SIDE or x.shape[-2] != MLP_INPUT_SIDE:

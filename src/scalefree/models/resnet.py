@@ -23,16 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalefree.models.parts import check_positive, init_weights
+from scalefree.models.parts import norm2d as _norm
+
 __all__ = ["RESNET_DEPTHS", "BasicBlock", "CifarResNet", "PadShortcut", "resnet"]
 
 # The depths of the 6n+2 family that the paper and the original ResNet paper report.
 RESNET_DEPTHS: tuple[int, ...] = (20, 32, 44, 56, 110, 218, 1202)
-
-
-def _norm(channels: int, batch_norm: bool) -> nn.Module:
-    # An identity keeps module names identical with and without BN, so state dicts and
-    # parameter names line up between the two variants.
-    return nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -90,8 +87,7 @@ class CifarResNet(nn.Module):
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1, got {depth}")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+        check_positive("num_classes", num_classes)
         n = (depth - 2) // 6
         self.depth = depth
         self.batch_norm = batch_norm
@@ -113,12 +109,7 @@ class CifarResNet(nn.Module):
 
     def reset_parameters(self) -> None:
         """Kaiming-normal, fan_in, ReLU gain for conv and linear weights (see module docstring)."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, zero_linear_bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))

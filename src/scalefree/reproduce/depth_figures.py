@@ -13,8 +13,9 @@ A panel with nothing to draw says so in its middle instead of showing empty axes
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -37,6 +38,25 @@ def _empty(ax, what: str) -> None:
     ax.set_yticks([])
 
 
+def _family_panels(
+    rows: Sequence[Any], keep: Callable[[Any], bool], what: str
+) -> tuple[Figure, list]:
+    """A figure of one titled panel per family; the ``(ax, rows)`` of the panels with rows that
+    ``keep`` passes, the others saying they have no ``what`` yet."""
+    families = _families(rows)
+    fig, top = new_figure(4.2 * len(families), 3.4)
+    axes = top.subplots(1, len(families), squeeze=False)[0]
+    panels = []
+    for ax, family in zip(axes, families):
+        mine = [r for r in rows if r.family == family and keep(r)]
+        ax.set_title(FAMILY_TITLES.get(family, family))
+        if mine:
+            panels.append((ax, mine))
+        else:
+            _empty(ax, what)
+    return fig, panels
+
+
 def _depth_axis(ax, depths: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(set(depths)))
@@ -45,15 +65,10 @@ def _depth_axis(ax, depths: Sequence[int]) -> None:
 
 
 def gap_vs_depth(gap_rows: Sequence[Gap], path: Path) -> Figure:
-    families = _families(gap_rows)
-    fig, top = new_figure(4.2 * len(families), 3.4)
-    axes = top.subplots(1, len(families), squeeze=False)[0]
-    for ax, family in zip(axes, families):
-        mine = [g for g in gap_rows if g.family == family and math.isfinite(g.gap)]
-        ax.set_title(FAMILY_TITLES.get(family, family))
-        if not mine:
-            _empty(ax, "pair of finished best cells")
-            continue
+    fig, panels = _family_panels(
+        gap_rows, lambda g: math.isfinite(g.gap), "pair of finished best cells"
+    )
+    for ax, mine in panels:
         for norm, (color, label) in NORM_STYLE.items():
             rows = sorted((g for g in mine if g.normalization == norm), key=lambda g: g.depth)
             if rows:
@@ -71,15 +86,10 @@ def gap_vs_depth(gap_rows: Sequence[Gap], path: Path) -> Figure:
 
 
 def spread_vs_depth(cells: Sequence[BestCell], path: Path) -> Figure:
-    families = _families(cells)
-    fig, top = new_figure(4.2 * len(families), 3.4)
-    axes = top.subplots(1, len(families), squeeze=False)[0]
-    for ax, family in zip(axes, families):
-        mine = [c for c in cells if c.family == family and math.isfinite(c.update_spread_mean)]
-        ax.set_title(FAMILY_TITLES.get(family, family))
-        if not mine:
-            _empty(ax, "update statistics")
-            continue
+    fig, panels = _family_panels(
+        cells, lambda c: math.isfinite(c.update_spread_mean), "update statistics"
+    )
+    for ax, mine in panels:
         for norm, (color, label) in NORM_STYLE.items():
             for method, style in METHOD_STYLE.items():
                 rows = [c for c in mine if c.normalization == norm and c.method == method]
