@@ -155,6 +155,11 @@ def result_problem(result: Any) -> str | None:
     return _dict_problem(result, RESULT_TYPES[status], f"a {status} result")
 
 
+def finite_number(value: Any) -> bool:
+    """A JSON number that is neither NaN nor infinite (a bool is no number)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def read_problem(result: dict[str, Any]) -> str | None:
     """What readers require of a result.json, None when it has it: a known status and, for a
     completed run, a numeric ``test_error`` (the number every table uses). Less than
@@ -165,8 +170,8 @@ def read_problem(result: dict[str, Any]) -> str | None:
         return f"'status' is {status!r}, not one of {', '.join(STATUSES)}"
     err = result.get("test_error")
     unknown_ok = result.get("test_error_of") == "none"  # an integration run without an accuracy
-    if status == "completed" and (
-        _value_problem(err, float, "") is not None or not (math.isfinite(err) or unknown_ok)
+    if status == "completed" and not (
+        finite_number(err) or (unknown_ok and _value_problem(err, float, "") is None)
     ):
         return f"a completed result whose 'test_error' is {err!r}, not a finite number"
     return None

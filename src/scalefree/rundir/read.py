@@ -10,7 +10,6 @@ incomplete (the trainer sets it aside as ``result.json.damaged-<time>`` and resu
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ from scalefree.rundir.layout import (
     CONFIG_FILE,
     METRICS_FILE,
     RESULT_FILE,
+    finite_number,
     read_problem,
 )
 from scalefree.rundir.summary import run_error
@@ -192,10 +192,6 @@ def _read_problem(exc: Exception) -> str:
     return f"{exc}; not read"
 
 
-def _finite(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-
-
 def read_result(run_dir: str | Path) -> dict[str, Any] | None:
     """result.json, None when absent; DamagedFile when it lacks what readers need
     (:func:`scalefree.rundir.layout.read_problem`; the schema is ``layout.RunResult``)."""
@@ -216,7 +212,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(config.get("optim_method"), str):
         raise DamagedFile(path, "no 'optim_method' string")
     for key in ("eta0", "weight_decay"):
-        if not _finite(config.get(key)):  # NaN, 1e400: no run was ever trained with them
+        if not finite_number(config.get(key)):  # NaN, 1e400: no run was ever trained with them
             raise DamagedFile(path, f"{key!r} is missing or not a finite number")
     return config
 

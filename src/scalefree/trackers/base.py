@@ -197,7 +197,6 @@ def warn(message: str) -> None:
 
 
 __all__ = [
-    "now_ms",
     "HISTOGRAM_QUANTITIES",
     "TRACKERS",
     "TRACKERS_FILE",
@@ -208,10 +207,12 @@ __all__ = [
     "TrackerSettings",
     "check_installed",
     "epoch_histograms",
+    "now_ms",
     "read_saved",
     "warn",
     "write_saved",
 ]
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)

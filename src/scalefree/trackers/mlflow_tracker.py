@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from scalefree.rundir.stats import iqr_log2
-from scalefree.trackers.base import Histogram, RunInfo, Tracker, TrackerSettings
+from scalefree.trackers.base import Histogram, RunInfo, Tracker, TrackerSettings, now_ms
 
 PARENT_TAG = "scalefree.sweep_parent"
 STATUS = {"completed": "FINISHED", "diverged": "FAILED", "failed": "FAILED"}
@@ -104,8 +104,6 @@ class MlflowTracker(Tracker):
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
 
-        from scalefree.trackers.base import now_ms
-
         ts = now_ms()
         batch = [Metric(k, float(v), ts, epoch) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=batch)
@@ -113,8 +111,6 @@ class MlflowTracker(Tracker):
 
     def log_histograms(self, epoch: int, hists: Mapping[str, Histogram], path: Path) -> None:
         from mlflow.entities import Metric
-
-        from scalefree.trackers.base import now_ms
 
         ts = now_ms()
         spread = [
