@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scalefree.io import atomic_write_json
 from scalefree.reproduce.common import (
     DiagonalQuadratic,
     distance,
@@ -61,6 +60,7 @@ from scalefree.reproduce.common import (
     new_figure,
     run_optimizer,
     save_figure,
+    save_outputs,
     tuning_key,
 )
 
@@ -432,10 +432,5 @@ def save_adagrad_restart(
     result: AdaGradRestartResult, out_dir: str | Path, plot: bool = True
 ) -> list[Path]:
     """Write ``adagrad_restart.json`` (atomically) and, unless ``plot`` is False, the PNG."""
-    out_dir = Path(out_dir)
-    paths = [out_dir / "adagrad_restart.json"]
-    atomic_write_json(paths[0], result.to_json())
-    if plot:
-        paths.append(out_dir / "adagrad_restart.png")
-        plot_adagrad_restart(result, paths[1])
-    return paths
+    draw = (lambda path: plot_adagrad_restart(result, path)) if plot else None
+    return save_outputs(out_dir, "adagrad_restart", result.to_json(), draw)

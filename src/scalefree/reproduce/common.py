@@ -10,12 +10,13 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from scalefree.io import atomic_write_bytes
+from scalefree.io import atomic_write_bytes, atomic_write_json
 
 OptimizerFactory = Callable[[list[torch.Tensor], float], torch.optim.Optimizer]
 """``factory(params, lr)`` builds a fresh optimizer for one run."""
@@ -216,6 +217,20 @@ def save_figure(fig: Any, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_outputs(
+    out_dir: str | os.PathLike, stem: str, data: Any, draw: Callable[[Path], None] | None
+) -> list[Path]:
+    """Write ``<stem>.json`` (atomically) and, when ``draw`` is given, ``<stem>.png`` drawn by
+    ``draw(path)``; returns the paths written, the JSON first."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{stem}.json"]
+    atomic_write_json(paths[0], data)
+    if draw is not None:
+        paths.append(out_dir / f"{stem}.png")
+        draw(paths[1])
+    return paths
 
 
 def new_figure(figsize: tuple[float, float] = (6.4, 4.4)) -> Any:

@@ -43,23 +43,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scalefree.io import atomic_write_json
 from scalefree.optim import AdamW
-from scalefree.reproduce.common import (
-    DiagonalQuadratic,
-    OptimizerFactory,
-    first_hit,
-    format_iters,
-    format_table,
-    gd_iters_closed_form,
-    json_ready,
-    log_grid,
-    max_relative_difference,
-    new_figure,
-    run_optimizer,
-    save_figure,
-    tuning_key,
-)
+from scalefree.reproduce import common
 
 METHODS: tuple[str, ...] = ("GD", "AdamW")
 # Result keys; the ill-conditioned problem's condition number is ``config.condition_number``.
@@ -88,8 +73,8 @@ class QuadraticConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     tol: float = 1e-6
-    adamw_lrs: tuple[float, ...] = log_grid(-4, 1)
-    gd_lrs: tuple[float, ...] = log_grid(-7, 1)
+    adamw_lrs: tuple[float, ...] = common.log_grid(-4, 1)
+    gd_lrs: tuple[float, ...] = common.log_grid(-7, 1)
 
     def __post_init__(self) -> None:
         if self.dim < 2:
@@ -132,7 +117,7 @@ class QuadraticResult:
     gd_closed_form_iters: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return json_ready(
+        return common.json_ready(
             {
                 "experiment": "quadratic",
                 "paper": "Zhuang et al. 2022, Figure 1 / Corollary 1",
@@ -148,7 +133,9 @@ class QuadraticResult:
         )
 
 
-def make_problems(config: QuadraticConfig) -> tuple[dict[str, DiagonalQuadratic], torch.Tensor]:
+def make_problems(
+    config: QuadraticConfig,
+) -> tuple[dict[str, common.DiagonalQuadratic], torch.Tensor]:
     """The two quadratics (keys PROBLEMS) and the shared start point x_0."""
     d = config.dim
     h_well = torch.ones(d, dtype=torch.float64)
@@ -157,18 +144,18 @@ def make_problems(config: QuadraticConfig) -> tuple[dict[str, DiagonalQuadratic]
     gen = torch.Generator().manual_seed(config.seed)
     x0 = torch.randn(d, generator=gen, dtype=torch.float64)
     problems = {
-        PROBLEMS[0]: DiagonalQuadratic(PROBLEMS[0], h_well, minimizer),
-        PROBLEMS[1]: DiagonalQuadratic(PROBLEMS[1], rescaling * h_well, minimizer),
+        PROBLEMS[0]: common.DiagonalQuadratic(PROBLEMS[0], h_well, minimizer),
+        PROBLEMS[1]: common.DiagonalQuadratic(PROBLEMS[1], rescaling * h_well, minimizer),
     }
     return problems, x0
 
 
-def gd_factory() -> OptimizerFactory:
+def gd_factory() -> common.OptimizerFactory:
     """Plain gradient descent: ``x <- x - lr grad f(x)`` (torch.optim.SGD, no momentum)."""
     return lambda params, lr: torch.optim.SGD(params, lr=lr)
 
 
-def adamw_factory(config: QuadraticConfig) -> OptimizerFactory:
+def adamw_factory(config: QuadraticConfig) -> common.OptimizerFactory:
     """scalefree AdamW with eps = 0 and the config's betas and weight decay.
 
     eps = 0 because eps is the one thing that breaks scale-freeness: ``m_hat / (sqrt(v_hat) + eps)``
@@ -181,9 +168,9 @@ def adamw_factory(config: QuadraticConfig) -> OptimizerFactory:
 
 
 def tune(
-    problem: DiagonalQuadratic,
+    problem: common.DiagonalQuadratic,
     x0: torch.Tensor,
-    factory: OptimizerFactory,
+    factory: common.OptimizerFactory,
     lrs: tuple[float, ...],
     iters: int,
     tol: float,
@@ -192,9 +179,9 @@ def tune(
     best: tuple[tuple, float, np.ndarray] | None = None
     table = []
     for lr in lrs:
-        curve = run_optimizer(problem, x0, factory, lr, iters)
-        key = tuning_key(curve, tol)
-        table.append((lr, first_hit(curve, tol), float(curve[-1])))
+        curve = common.run_optimizer(problem, x0, factory, lr, iters)
+        key = common.tuning_key(curve, tol)
+        table.append((lr, common.first_hit(curve, tol), float(curve[-1])))
         if best is None or key < best[0]:
             best = (key, lr, curve)
     assert best is not None
@@ -217,10 +204,10 @@ def run_quadratic(config: QuadraticConfig | None = None) -> QuadraticResult:
                 problem, x0, factories[method], grids[method], config.iters, config.tol
             )
             curves[method][key], tuned[method][key], grid[method][key] = curve, lr, table
-            hits[method][key] = first_hit(curve, config.tol)
+            hits[method][key] = common.first_hit(curve, config.tol)
     closed_form: dict[str, int | None] = {}
     for key, problem in problems.items():
-        found = [gd_iters_closed_form(problem, x0, lr, config.tol) for lr in config.gd_lrs]
+        found = [common.gd_iters_closed_form(problem, x0, lr, config.tol) for lr in config.gd_lrs]
         found = [n for n in found if n is not None]
         closed_form[key] = min(found) if found else None
     return QuadraticResult(
@@ -229,8 +216,8 @@ def run_quadratic(config: QuadraticConfig | None = None) -> QuadraticResult:
         tuned_lr=tuned,
         iters_to_tol=hits,
         grid=grid,
-        adamw_rel_diff=max_relative_difference(*curves["AdamW"].values()),
-        gd_rel_diff=max_relative_difference(*curves["GD"].values()),
+        adamw_rel_diff=common.max_relative_difference(*curves["AdamW"].values()),
+        gd_rel_diff=common.max_relative_difference(*curves["GD"].values()),
         gd_closed_form_iters=closed_form,
     )
 
@@ -253,7 +240,7 @@ def plot_quadratic(result: QuadraticResult, path: str | Path) -> None:
     the common start point x_0 is visible too.
     """
     config = result.config
-    fig = new_figure()
+    fig = common.new_figure()
     ax = fig.add_subplot()
     t = np.arange(config.iters + 1)
     # Exact zeros (GD with lr = 1/h on kappa = 1 lands on x* in one step) cannot sit on a log axis;
@@ -287,7 +274,7 @@ def plot_quadratic(result: QuadraticResult, path: str | Path) -> None:
     )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.14, 0.1))
-    save_figure(fig, path)
+    common.save_figure(fig, path)
 
 
 def summary_table(result: QuadraticResult) -> str:
@@ -305,10 +292,10 @@ def summary_table(result: QuadraticResult) -> str:
                     method,
                     problem_label(config, key),
                     f"{result.tuned_lr[method][key]:.3g}",
-                    format_iters(hit, config.iters) + extra,
+                    common.format_iters(hit, config.iters) + extra,
                 ]
             )
-    return format_table(["method", "problem", "tuned lr", f"iters to {config.tol:g}"], rows)
+    return common.format_table(["method", "problem", "tuned lr", f"iters to {config.tol:g}"], rows)
 
 
 def verdict(result: QuadraticResult) -> str:
@@ -331,10 +318,5 @@ def verdict(result: QuadraticResult) -> str:
 
 def save_quadratic(result: QuadraticResult, out_dir: str | Path, plot: bool = True) -> list[Path]:
     """Write ``quadratic.json`` (atomically) and, unless ``plot`` is False, ``quadratic.png``."""
-    out_dir = Path(out_dir)
-    paths = [out_dir / "quadratic.json"]
-    atomic_write_json(paths[0], result.to_json())
-    if plot:
-        paths.append(out_dir / "quadratic.png")
-        plot_quadratic(result, paths[1])
-    return paths
+    draw = (lambda path: plot_quadratic(result, path)) if plot else None
+    return common.save_outputs(out_dir, "quadratic", result.to_json(), draw)

@@ -196,23 +196,5 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-__all__ = [
-    "HISTOGRAM_QUANTITIES",
-    "TRACKERS",
-    "TRACKERS_FILE",
-    "Histogram",
-    "RunInfo",
-    "Tracker",
-    "TrackerEntry",
-    "TrackerSettings",
-    "check_installed",
-    "epoch_histograms",
-    "now_ms",
-    "read_saved",
-    "warn",
-    "write_saved",
-]
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
