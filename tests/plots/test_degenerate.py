@@ -274,3 +274,30 @@ def test_plot_cli_prints_the_notes(folders, tmp_path: Path, capsys) -> None:
     assert "note (CIFAR10 ResNet56 (no BN)): All grid cells are at chance" in captured.err
     assert main(["plot", "heatmap", str(folders["one_method"]), "--out", str(tmp_path)]) == 0
     assert "note" not in capsys.readouterr().err
+
+
+def test_draw_correlation_names_what_its_points_compare(tmp_path: Path) -> None:
+    """The points carry the methods and the histogram; the axes say them, and points that
+    compare different things are refused rather than drawn under one label."""
+    point = figures.CorrelationPoint(
+        key=GroupKey("CIFAR10", "ResNet20", False),
+        depth=20,
+        baseline_error=0.4,
+        method_error=0.3,
+        advantage=0.1,
+        advantage_std=math.nan,
+        baseline_spread=2.0,
+        method_spread=1.0,
+        baseline="AdamProxL2",
+        method="AdamProx",
+        quantity="grad",
+    )
+    fig = figures.draw_correlation([point], tmp_path / "c.png")
+    ax_adv, ax_spread = fig.axes
+    assert "AdamProxL2 − AdamProx" in ax_adv.get_ylabel()
+    assert "AdamW" not in ax_adv.get_ylabel() + ax_adv.get_title()
+    other = figures.CorrelationPoint(**{**point.__dict__, "depth": 56, "method": "AdamW"})
+    with pytest.raises(ValueError, match="different things"):
+        figures.draw_correlation([point, other], tmp_path / "d.png")
+    with pytest.raises(figures.NothingToPlot):
+        figures.draw_correlation([], tmp_path / "e.png")

@@ -35,6 +35,9 @@ class CorrelationPoint:
     method_spread: float
     noise: float = math.nan  # an advantage smaller than this is noise (2 s.d. of the difference)
     at_chance: bool = False  # both methods' best settings at chance: nothing learned yet
+    baseline: str = "AdamL2"  # the names compared, and the histogram whose spread is drawn
+    method: str = "AdamW"
+    quantity: str = "update_over_alpha"
 
     @property
     def series(self) -> str:
@@ -92,6 +95,9 @@ def correlation_data(
                 method_spread=final_spread(m, quantity),
                 noise=verdict.noise,
                 at_chance=verdict.at_chance,
+                baseline=baseline,
+                method=method,
+                quantity=quantity,
             )
         )
     return sorted(points, key=lambda p: (p.series, p.depth))
@@ -118,21 +124,20 @@ def correlation(
             f"no model has finished runs of both {baseline} and {method}; the correlation needs "
             "both methods swept on the same model(s)"
         )
-    return draw_correlation(
-        points, path, baseline=baseline, method=method, quantity=quantity, title=title
-    )
+    return draw_correlation(points, path, title=title)
 
 
 def draw_correlation(
-    points: Sequence[CorrelationPoint],
-    path: str | Path,
-    *,
-    baseline: str = "AdamL2",
-    method: str = "AdamW",
-    quantity: str = "update_over_alpha",
-    title: str | None = None,
+    points: Sequence[CorrelationPoint], path: str | Path, *, title: str | None = None
 ) -> Figure:
-    """The figure of :func:`correlation` from its points (see there)."""
+    """The figure of :func:`correlation` from its points (see there), which name the methods
+    compared and the histogram (all the same)."""
+    if not points:
+        raise NothingToPlot("no correlation points to draw")
+    compared = {(p.baseline, p.method, p.quantity) for p in points}
+    if len(compared) > 1:
+        raise ValueError(f"the points compare different things: {sorted(compared)}")
+    ((baseline, method, quantity),) = compared
     fig, panel = new_figure(11.0, 4.2, correlation_note(points, method))
     ax_adv, ax_spread = panel.subplots(1, 2)
     series = sorted({p.series for p in points})
