@@ -72,3 +72,29 @@ def test_executors_are_registry_entries_built_by_make_executor(tmp_path):
     missing = ExecutorEntry("far", lambda a, f: None, "far away", package="no_such_package_x")
     with EXECUTORS.registered(missing), pytest.raises(UsageError, match="no_such_package_x"):
         make_executor(_executor_args("--executor", "far"), tmp_path)
+
+
+def test_every_slurm_flag_reaches_the_slurm_executor(tmp_path):
+    from scalefree.sweep.executor_choice import make_executor
+
+    ex = make_executor(
+        _executor_args(
+            "--executor", "slurm", "--slurm-partition", "gpu", "--slurm-time", "1:30:00",
+            "--slurm-gpus-per-node", "2", "--slurm-cpus-per-task", "6", "--slurm-mem-gb", "12.5",
+            "--slurm-array-parallelism", "7", "--slurm-account", "acc", "--slurm-qos", "low",
+            "--slurm-constraint", "a100", "--slurm-folder", str(tmp_path / "sf"),
+            "--slurm-cluster", "local", "--slurm-poll-s", "2.5", "--slurm-no-wait",
+            "--runs-per-gpu", "3",
+        ),
+        tmp_path,
+    )  # fmt: skip
+    got = {k: getattr(ex, k) for k in (
+        "partition", "time_min", "gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism",
+        "account", "qos", "constraint", "folder", "cluster", "poll_s", "wait", "runs_per_gpu",
+    )}  # fmt: skip
+    assert got == {
+        "partition": "gpu", "time_min": 90, "gpus_per_node": 2, "cpus_per_task": 6,
+        "mem_gb": 12.5, "array_parallelism": 7, "account": "acc", "qos": "low",
+        "constraint": "a100", "folder": tmp_path / "sf", "cluster": "local", "poll_s": 2.5,
+        "wait": False, "runs_per_gpu": 3,
+    }  # fmt: skip

@@ -48,24 +48,31 @@ def _ray(args: argparse.Namespace, log_folder: str | Path) -> Executor:
     )
 
 
+# The --slurm-NAME flags that reach SlurmExecutor as NAME= unchanged.
+SLURM_PASSED = (
+    "partition",
+    "gpus_per_node",
+    "cpus_per_task",
+    "mem_gb",
+    "array_parallelism",
+    "account",
+    "qos",
+    "constraint",
+    "cluster",
+    "poll_s",
+)
+
+
 def _slurm(args: argparse.Namespace, log_folder: str | Path) -> Executor:
     if args.slurm_poll_s <= 0:
         raise UsageError(f"--slurm-poll-s must be positive, got {args.slurm_poll_s}")
+    passed = {name: getattr(args, f"slurm_{name}") for name in SLURM_PASSED}
     return SlurmExecutor(
         args.slurm_folder or Path(log_folder) / "slurm",
-        partition=args.slurm_partition,
         time_min=parse_slurm_time(args.slurm_time),
-        gpus_per_node=args.slurm_gpus_per_node,
-        cpus_per_task=args.slurm_cpus_per_task,
-        mem_gb=args.slurm_mem_gb,
-        array_parallelism=args.slurm_array_parallelism,
         runs_per_gpu=args.runs_per_gpu,
-        account=args.slurm_account,
-        qos=args.slurm_qos,
-        constraint=args.slurm_constraint,
-        cluster=args.slurm_cluster,
-        poll_s=args.slurm_poll_s,
         wait=not args.slurm_no_wait,
+        **passed,
     )
 
 
