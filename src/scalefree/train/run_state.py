@@ -61,7 +61,6 @@ class RunState:
     generator: torch.Generator
     channels_last: bool
     batches_per_epoch: int
-    total_steps: int  # the step the run stops after (train_epochs x batches, or --max-steps)
     train_model: nn.Module | None = None
     amp_ctx: Callable[[], Any] | None = None
     env: dict[str, Any] = field(default_factory=dict)  # config.json's "env"
@@ -79,6 +78,17 @@ class RunState:
     def elapsed(self) -> float:
         """The run's wall time in seconds, counting the time before a resume."""
         return self.wall_before + time.perf_counter() - self.started
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.model
+
+    @property
+    def total_steps(self) -> int:
+        """The step the run stops after: train_epochs x batches per epoch, or --max-steps when
+        that comes first."""
+        steps = self.config.train_epochs * self.batches_per_epoch
+        return steps if self.config.max_steps is None else min(steps, self.config.max_steps)
 
     @property
     def finished(self) -> bool:

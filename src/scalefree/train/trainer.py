@@ -239,23 +239,19 @@ def setup_state(
     generator = torch.Generator().manual_seed(config.seed)
     batches_per_epoch = len(TrainBatches(data, config.batchsize, generator))
     optimizer = make_optimizer(config, model, batches_per_epoch)
-    total_steps = config.train_epochs * batches_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
+    # The first six in the order of this function's own parameters (and of RunState's fields).
     return RunState(
-        config=config,
-        ctx=ctx,
-        run_dir=run_dir,
-        data=data,
-        device=device,
-        model=model,
+        config,
+        ctx,
+        run_dir,
+        data,
+        device,
+        model,
         optimizer=optimizer,
         scheduler=make_scheduler(config, optimizer),
         generator=generator,
         channels_last=channels_last,
         batches_per_epoch=batches_per_epoch,
-        total_steps=total_steps,
-        train_model=model,
         amp_ctx=amp_context(config, device),
     )
 
