@@ -69,6 +69,28 @@ class Suffix:
             return None
         return None if value == self.omit_at else self.render(value)
 
+    @classmethod
+    def named(
+        cls, name: str, omit_at: Any, rank: int, schedulers: tuple[str, ...] | None = None
+    ) -> Suffix:
+        """``<name>_<value>``: a number as :func:`fmt_num` prints it, a pair as two joined by
+        ``_``, a string as it is (``Eps_1e-07``, ``Betas_0.9_0.99``, ``AMP_bf16``)."""
+        return cls(functools.partial(_named_part, name), omit_at, rank, schedulers)
+
+    @classmethod
+    def switch(cls, text: str, omit_at: Any, rank: int) -> Suffix:
+        """``text`` alone whenever the value is not ``omit_at`` (``CWD``, ``NoAug``)."""
+        return cls(functools.partial(_constant_part, text), omit_at, rank)
+
+
+def _named_part(name: str, value: Any) -> str:
+    parts = value if isinstance(value, (tuple, list)) else (value,)
+    return "_".join([name, *(v if isinstance(v, str) else fmt_num(v) for v in parts)])
+
+
+def _constant_part(text: str, value: Any) -> str:
+    return text
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -278,7 +300,7 @@ class RunConfig:
         "none",
         "mixed precision: none or bf16 autocast",
         choices=AMP_MODES,
-        suffix=Suffix(lambda v: f"AMP_{v}", "none", 70),
+        suffix=Suffix.named("AMP", "none", 70),
     )
     compile: str = setting(
         "auto",
@@ -306,7 +328,7 @@ class RunConfig:
         "lr): schedule: s = lambda*lr_t/lr_0 (paper); lr: s = lambda*lr_t (torch AdamW); "
         "corrected: s = lambda*lr_t^2/lr_0 (AdamC, Defazio 2025)",
         choices=DECAY_CONVENTIONS,
-        suffix=Suffix(lambda v: f"Decay_{v}", "schedule", 10),
+        suffix=Suffix.named("Decay", "schedule", 10),
     )
     # Passed to the optimizer only when set, so runs without them build the optimizer as before;
     # an optimizer that does not take them refuses them (build_optimizer: a usage error).
@@ -314,13 +336,13 @@ class RunConfig:
         False,
         "cautious weight decay (Chen et al. 2025): decay only coordinates where the update and "
         "the weight have the same sign",
-        suffix=Suffix(lambda v: "CWD", False, 22),
+        suffix=Suffix.switch("CWD", False, 22),
     )
     caution: bool = setting(
         False,
         "cautious update masking (Liang et al. 2024, C-AdamW): drop update coordinates whose "
         "momentum and gradient disagree in sign",
-        suffix=Suffix(lambda v: "Caution", False, 24),
+        suffix=Suffix.switch("Caution", False, 24),
     )
     decay_timescale: float | None = setting(
         None,
@@ -329,62 +351,62 @@ class RunConfig:
         "--decay-convention; instead of --weight-decay; decoupled and proximal decay only "
         "(default: unset, --weight-decay is lambda)",
         check=POSITIVE,
-        suffix=Suffix(lambda v: f"Timescale_{fmt_num(v)}", None, 26),
+        suffix=Suffix.named("Timescale", None, 26),
         cli={"metavar": "EPOCHS"},
     )
     amsgrad: bool = setting(
         False,
         "AMSGrad variant (Adam family and Adam)",
-        suffix=Suffix(lambda v: "AMSGrad", False, 20),
+        suffix=Suffix.switch("AMSGrad", False, 20),
     )
     betas: tuple[float, float] = setting(
         (0.9, 0.999),
         "Adam's beta1 beta2",
         check=_betas,
         convert=_floats,
-        suffix=Suffix(lambda v: f"Betas_{fmt_num(v[0])}_{fmt_num(v[1])}", (0.9, 0.999), 30),
+        suffix=Suffix.named("Betas", (0.9, 0.999), 30),
         cli={"metavar": ("BETA1", "BETA2")},
     )
     eps: float = setting(
         1e-8,
         "Adam's epsilon (0 allowed: exact scale-freeness)",
         check=NON_NEGATIVE,
-        suffix=Suffix(lambda v: f"Eps_{fmt_num(v)}", 1e-8, 40),
+        suffix=Suffix.named("Eps", 1e-8, 40),
     )
     no_decay_bias_norm: bool = setting(
         False,
         "do not decay biases and normalization parameters",
-        suffix=Suffix(lambda v: "NoDecayBiasNorm", False, 50),
+        suffix=Suffix.switch("NoDecayBiasNorm", False, 50),
     )
     init_seed: int | None = setting(
         None,
         "seed of the stored initial weights (default: --seed)",
         check=_seed,
-        suffix=Suffix(lambda v: f"InitSeed_{v}", None, 60),
+        suffix=Suffix.named("InitSeed", None, 60),
     )
     lr_step_size: int = setting(
         100,
         "Step scheduler: epochs between decays",
         check=_count,
-        suffix=Suffix(lambda v: f"StepSize_{v}", 100, 100, schedulers=("Step",)),
+        suffix=Suffix.named("StepSize", 100, 100, schedulers=("Step",)),
     )
     lr_gamma: float = setting(
         0.1,
         "Step/Exponential scheduler: decay factor",
         check=_number("in (0, 1]", lambda v: 0.0 < v <= 1.0),
-        suffix=Suffix(lambda v: f"Gamma_{fmt_num(v)}", 0.1, 110, ("Step", "Exponential")),
+        suffix=Suffix.named("Gamma", 0.1, 110, ("Step", "Exponential")),
     )
     lr_power: float = setting(
         1.0,
         "Polynomial scheduler: power",
         check=_number("a positive number", lambda v: v > 0),
-        suffix=Suffix(lambda v: f"Power_{fmt_num(v)}", 1.0, 120, schedulers=("Polynomial",)),
+        suffix=Suffix.named("Power", 1.0, 120, schedulers=("Polynomial",)),
     )
     max_steps: int | None = setting(
         None,
         "stop after this many optimizer steps (smoke tests; default: no limit)",
         check=_count,
-        suffix=Suffix(lambda v: f"MaxSteps_{v}", None, 80),
+        suffix=Suffix.named("MaxSteps", None, 80),
     )
     progress: str = setting(
         "auto",
@@ -397,7 +419,7 @@ class RunConfig:
         "stop the run as diverged when its training loss exceeds this times the first step's "
         "loss, or is not finite",
         check=_number("a finite number > 1", lambda v: v > 1),
-        suffix=Suffix(lambda v: f"DivFactor_{fmt_num(v)}", DEFAULT_DIVERGENCE_FACTOR, 90),
+        suffix=Suffix.named("DivFactor", DEFAULT_DIVERGENCE_FACTOR, 90),
     )
     # Changes what the run computes (the data), so it is part of the identity and the name; left
     # out of the name when unset, so the names of runs on the datasets' own sizes stay as they were.
@@ -407,7 +429,7 @@ class RunConfig:
         "synthetic only; default: 2560 512)",
         check=_sizes,
         convert=_tuple,
-        suffix=Suffix(lambda v: f"Synthetic_{v[0]}_{v[1]}", None, 130),
+        suffix=Suffix.named("Synthetic", None, 130),
         cli={"metavar": ("N_TRAIN", "N_TEST")},
     )
 
@@ -419,7 +441,7 @@ class RunConfig:
         "datasets' own 32); the crop's padding scales along (side / 8 pixels)",
         check=lambda v: None if v in (4, 8, 16) else "one of 4, 8, 16 (32 is the default)",
         convert=lambda v: None if v == 32 else v,
-        suffix=Suffix(lambda v: f"Img_{v}", None, 135),
+        suffix=Suffix.named("Img", None, 135),
         cli={"type": int, "metavar": "SIDE"},
     )
 
@@ -430,7 +452,7 @@ class RunConfig:
         "turn off the training augmentation (random crop of the zero-padded image and "
         "horizontal flip)",
         flag="--no-augment",
-        suffix=Suffix(lambda v: "NoAug", True, 136),
+        suffix=Suffix.switch("NoAug", True, 136),
     )
 
     def __post_init__(self) -> None:
