@@ -14,7 +14,6 @@ from scalefree.sweep.grid import (
     Axes,
     Extension,
     boundary_extension,
-    grid_configs,
     make_sweep,
     mean_error,
     missing_points,
@@ -32,7 +31,7 @@ BASE = RunConfig(model="ResNet56", batch_norm=False, train_epochs=7, loss_multip
 
 
 def test_grid_is_the_full_product_with_every_other_setting_from_the_base():
-    configs = grid_configs(BASE, ["AdamL2", "adamw"], [1e-3, 1e-4], [0, 5e-4, 1e-5], [0, 3])
+    configs = make_sweep(BASE, ["AdamL2", "adamw"], [1e-3, 1e-4], [0, 5e-4, 1e-5], [0, 3]).configs()
     assert len(configs) == 2 * 2 * 3 * 2
     assert len({c.run_name() for c in configs}) == len(configs)
     assert {(c.optim_method, c.eta0, c.weight_decay, c.seed) for c in configs} == {
@@ -51,7 +50,7 @@ def test_grid_is_the_full_product_with_every_other_setting_from_the_base():
 
 
 def test_pinned_init_seed_is_shared_by_every_seed():
-    configs = grid_configs(BASE.replace(init_seed=5), ["AdamW"], [1e-3], [0], [0, 1, 2])
+    configs = make_sweep(BASE.replace(init_seed=5), ["AdamW"], [1e-3], [0], [0, 1, 2]).configs()
     assert {c.effective_init_seed for c in configs} == {5}
     assert len({c.run_name() for c in configs}) == 3
 

@@ -14,7 +14,7 @@
 Importing this package imports neither torch nor the optional Ray / submitit.
 """
 
-from scalefree.sweep.grid import Axes, Sweep, boundary_extension, grid_configs, make_sweep
+from scalefree.sweep.grid import Axes, Sweep, boundary_extension, make_sweep
 from scalefree.sweep.runner import SweepReport, run_sweeps
 from scalefree.sweep.tasks import RunTask, TaskResult, run_task
 
@@ -25,7 +25,6 @@ __all__ = [
     "SweepReport",
     "TaskResult",
     "boundary_extension",
-    "grid_configs",
     "make_sweep",
     "run_sweeps",
     "run_task",

@@ -131,17 +131,6 @@ class Sweep:
         return f"{b.dataset} {b.model} ({', '.join(notes)})"
 
 
-def grid_configs(
-    base: RunConfig,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    eta0s: Sequence[float] = PAPER_ETA0S,
-    weight_decays: Sequence[float] = PAPER_WEIGHT_DECAYS,
-    seeds: Sequence[int] = (0,),
-) -> list[RunConfig]:
-    """The full grid methods x eta0s x weight_decays x seeds, every other setting from ``base``."""
-    return make_sweep(base, methods, eta0s, weight_decays, seeds).configs()
-
-
 def make_sweep(
     base: RunConfig,
     methods: Sequence[str] = DEFAULT_METHODS,
@@ -324,7 +313,6 @@ __all__ = [
     "Sweep",
     "best_point",
     "boundary_extension",
-    "grid_configs",
     "make_sweep",
     "mean_error",
     "missing_points",
