@@ -24,6 +24,7 @@ figures (see its docstring) beside the usual report.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from types import MappingProxyType
 
@@ -69,18 +70,19 @@ DEPTH = FigurePreset(
 # 3 seeds, 12 settings) does not fit a sitting: the reduced protocol fixes eta0 at the reference
 # 1e-3, tries the reference lambda and twice it per method (run with --max-extensions 0), 20
 # epochs, and the best of the two again with 3 seeds.
-DEPTH_RESNET = FigurePreset(
-    "depth-resnet",
-    "the depth claim on the paper's CIFAR ResNets 20/56/110 with and without BN (reduced "
+# The same methods, run settings and seeds as DEPTH; what differs:
+DEPTH_RESNET = dataclasses.replace(
+    DEPTH,
+    name="depth-resnet",
+    help="the depth claim on the paper's CIFAR ResNets 20/56/110 with and without BN (reduced "
     "protocol: eta0 1e-3, two weight decays per method, 20 epochs, 3 seeds at the best; CIFAR-10 "
     "at 8x8, bf16, validation split)",
-    ("AdamL2", "AdamW"),
-    tuple(Experiment(m, bn, epochs=RESNET_EPOCHS) for m in RESNET_MODELS for bn in (False, True)),
-    fixed=DEPTH_RUN,
+    experiments=tuple(
+        Experiment(m, bn, epochs=RESNET_EPOCHS) for m in RESNET_MODELS for bn in (False, True)
+    ),
     eta0s=(1e-3,),
     decay_values=(5e-5, 1e-4),
     method_decay_values={"AdamL2": (5e-4, 1e-3), "AdamW": (5e-5, 1e-4)},
-    best_seeds=SEEDS,
 )
 
 
