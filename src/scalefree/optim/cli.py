@@ -27,13 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--optimizers",
         nargs="+",
         metavar="NAME",
-        default=None,
         help=f"registered names (default: all): {', '.join(OPTIMIZERS.names())}",
     )
     p.add_argument(
         "--factory",
         metavar="MODULE:FUNC",
-        default=None,
         help="check a user factory FUNC(params) -> torch.optim.Optimizer instead",
     )
     p.add_argument("--steps", type=int, default=100)
@@ -51,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     _document(p)
     p.set_defaults(func=run)
 

@@ -120,7 +120,6 @@ def _adagrad_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--round-length",
         type=int,
-        default=None,
         metavar="T",
         help="AdaGrad iterations per round (default 32 d, Algorithm 3 with M/mu = 1)",
     )
@@ -222,7 +221,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         p.add_argument(
             "--out",
             type=Path,
-            default=None,
             metavar="DIR",
             help="report folder (default: <log folder>/report)"
             if name in FIGURES or name.startswith("depth")
@@ -231,7 +229,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         p.add_argument(
             "--iters",
             type=int,
-            default=None,
             metavar="N",
             help="iterations (gradient calls) per run (default: the experiment's)",
         )

@@ -371,22 +371,18 @@ def add_arguments(parser: argparse.ArgumentParser, preset: FigurePreset) -> None
     from scalefree.train.cli import add_config_arguments
 
     g = parser.add_argument_group("figure")
-    g.add_argument("--models", nargs="*", default=None, metavar="MODEL", help="only these models")
+    g.add_argument("--models", nargs="*", metavar="MODEL", help="only these models")
     g.add_argument(
         "--seeds",
         nargs="*",
         type=int,
-        default=None,
         metavar="SEED",
         help="seeds (default: --seed); one initialization per seed",
     )
-    g.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the paper's)")
-    g.add_argument(
-        "--log-folder", type=Path, default=None, help="run folder (default: logs/<preset>)"
-    )
+    g.add_argument("--epochs", type=int, help="epochs per run (default: the paper's)")
+    g.add_argument("--log-folder", type=Path, help="run folder (default: logs/<preset>)")
     g.add_argument(
         "--dataset",
-        default=None,
         help="use this dataset for every model (e.g. synthetic for a smoke run; default: "
         "CIFAR10 for ResNets, CIFAR100 for DenseNet-BC)",
     )

@@ -81,7 +81,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--decay-timescale-vals",
         nargs="*",
         type=float,
-        default=None,
         metavar="EPOCHS",
         help="sweep the decay timescale in epochs (train's --decay-timescale) instead of the "
         "weight decay; decoupled and proximal decay only",
@@ -128,7 +127,6 @@ def add_control_arguments(
         "--best-seeds",
         nargs="*",
         type=int,
-        default=None,
         metavar="SEED",
         help="after the grid (and its extensions), run each method's best point again with these "
         "seeds; the best is chosen on the grid's seeds only, so the extra seeds do not change it "
@@ -172,7 +170,6 @@ def _local_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--workers",
         type=int,
-        default=None,
         metavar="N",
         help="local: runs at once (default: GPUs x --runs-per-gpu, or 1 on the CPU)",
     )
@@ -189,14 +186,12 @@ def _ray_arguments(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("ray executor")
     r.add_argument(
         "--ray-address",
-        default=None,
         metavar="ADDR",
         help="join this Ray cluster (e.g. auto, ray://head:10001); default: start a local one",
     )
     r.add_argument(
         "--ray-num-cpus",
         type=int,
-        default=None,
         metavar="N",
         help="CPUs of a local Ray instance (default: all)",
     )
@@ -211,9 +206,7 @@ def _ray_arguments(p: argparse.ArgumentParser) -> None:
 
 def _slurm_arguments(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("slurm executor (submitit)")
-    s.add_argument(
-        "--slurm-partition", default=None, metavar="NAME", help="partition (default: the cluster's)"
-    )
+    s.add_argument("--slurm-partition", metavar="NAME", help="partition (default: the cluster's)")
     s.add_argument(
         "--slurm-time",
         default="24:00:00",
@@ -224,14 +217,11 @@ def _slurm_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--slurm-gpus-per-node",
         type=int,
-        default=None,
         metavar="N",
         help="GPUs per job (default: 1, or 0 with --device cpu); a job runs N x --runs-per-gpu runs",
     )
-    s.add_argument(
-        "--slurm-cpus-per-task", type=int, default=None, metavar="N", help="CPUs per job"
-    )
-    s.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="memory per job")
+    s.add_argument("--slurm-cpus-per-task", type=int, metavar="N", help="CPUs per job")
+    s.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory per job")
     s.add_argument(
         "--slurm-array-parallelism",
         type=int,
@@ -239,18 +229,16 @@ def _slurm_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="jobs at once (default: %(default)s)",
     )
-    s.add_argument("--slurm-account", default=None, metavar="NAME", help="account to charge")
-    s.add_argument("--slurm-qos", default=None, metavar="NAME", help="quality of service")
+    s.add_argument("--slurm-account", metavar="NAME", help="account to charge")
+    s.add_argument("--slurm-qos", metavar="NAME", help="quality of service")
     s.add_argument(
         "--slurm-constraint",
-        default=None,
         metavar="FEATURES",
         help="node constraint (e.g. a GPU type)",
     )
     s.add_argument(
         "--slurm-folder",
         type=Path,
-        default=None,
         metavar="DIR",
         help="submitit's job files and logs (default: <log-folder>/slurm)",
     )

@@ -75,20 +75,17 @@ def add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tracker",
         action="append",
-        default=None,
         choices=TRACKERS.names(),
         help="also report the run to this tracker (repeatable); each is an extra: "
         "pip install -e '.[NAME]'",
     )
     g.add_argument(
         "--tensorboard-dir",
-        default=None,
         metavar="DIR",
         help="TensorBoard log dir, one subfolder per run (default: <log folder>/tensorboard)",
     )
     g.add_argument(
         "--mlflow-uri",
-        default=None,
         metavar="URI",
         help="MLflow tracking URI (default: the file store <log folder>/mlruns)",
     )

@@ -212,5 +212,4 @@ def tracker_callbacks(settings: TrackerSettings | None) -> Sequence[Callback]:
     return (TrackerCallback(settings),)
 
 
-
 __all__ = ["TrackerCallback", "epoch_metrics", "run_hparams", "tracker_callbacks"]
