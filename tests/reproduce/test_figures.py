@@ -179,3 +179,23 @@ def test_a_preset_takes_every_train_flag_it_does_not_fix():
         # --log-folder, --dataset and --seed are the preset's own flags, with its own defaults
         assert train - fixed <= options, name
         assert (train & fixed) & options <= {"--log-folder", "--dataset", "--seed", "--progress"}
+
+
+def test_presets_take_the_trackers_of_sweep(monkeypatch, capsys, tmp_path):
+    """``reproduce figN --tracker ...`` reaches the launch as ``sweep --tracker`` does."""
+    seen = {}
+    real = sweep_cli.run_sweeps
+
+    def spy(sweeps, executor, **kw):
+        seen.update(kw)
+        return real(sweeps, executor, **kw)
+
+    monkeypatch.setattr(sweep_cli, "run_sweeps", spy)
+    monkeypatch.setattr("scalefree.trackers.check_installed", lambda names: tuple(names))
+    tb = tmp_path / "tb"
+    dry_run(capsys, "fig6", "--log-folder", str(tmp_path), "--models", "ResNet20",
+            "--tracker", "tensorboard", "--tensorboard-dir", str(tb))  # fmt: skip
+    assert seen["trackers"].names == ("tensorboard",)
+    assert str(seen["trackers"].tensorboard_dir) == str(tb)
+    dry_run(capsys, "fig6", "--log-folder", str(tmp_path), "--models", "ResNet20")
+    assert seen["trackers"] is None

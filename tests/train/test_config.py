@@ -164,7 +164,7 @@ def test_a_new_setting_is_one_field():
             None,
             "EMA timescale of the decay in epochs (default: use --weight-decay)",
             check=POSITIVE,
-            suffix=Suffix(lambda v: f"Timescale_{v:g}", None, 140),
+            suffix=Suffix.named("Timescale", None, 140),
         )
 
     assert WithTimescale().run_name() == RunConfig().run_name()
@@ -179,6 +179,26 @@ def test_a_new_setting_is_one_field():
     assert "--decay-timescale DECAY_TIMESCALE EMA timescale of the decay in epochs" in help_text
     args = p.parse_args(["--decay-timescale", "30", "--validation"])
     assert config_from_args(args, WithTimescale) == c
+
+
+def test_named_and_switch_suffixes_render_as_the_run_names_always_have():
+    """Suffix.named prints Name_<value> with fmt_num's numbers, pairs joined by "_", strings as
+    they are; Suffix.switch prints its text; both are omitted at omit_at (and outside their
+    schedulers)."""
+    from scalefree.train.config import Suffix
+
+    eps = Suffix.named("Eps", 1e-8, 40)
+    assert eps.part(1e-8, "None") is None
+    assert eps.part(1e-7, "None") == "Eps_1e-07"
+    assert eps.part(2.0, "None") == "Eps_2"  # integral floats lose .0, as the reference's
+    assert Suffix.named("Betas", (0.9, 0.999), 30).part((0.9, 0.99), "None") == "Betas_0.9_0.99"
+    assert Suffix.named("Betas", (0.9, 0.999), 30).part([0.5, 0.9], "None") == "Betas_0.5_0.9"
+    assert Suffix.named("Synthetic", None, 130).part((64, 32), "None") == "Synthetic_64_32"
+    assert Suffix.named("AMP", "none", 70).part("bf16", "None") == "AMP_bf16"
+    step = Suffix.named("StepSize", 100, 100, schedulers=("Step",))
+    assert step.part(30, "Step") == "StepSize_30" and step.part(30, "Cosine") is None
+    cwd = Suffix.switch("CWD", False, 22)
+    assert cwd.part(True, "None") == "CWD" and cwd.part(False, "None") is None
 
 
 def test_image_size_and_no_augment_join_the_name():

@@ -368,6 +368,7 @@ def add_arguments(parser: argparse.ArgumentParser, preset: FigurePreset) -> None
     """The flags of a sweep preset (``--out``, ``--iters``, ``--seed``, ``--no-plot`` come from
     ``reproduce``: report folder, max optimizer steps per run, a single seed, skip the report)."""
     from scalefree.sweep.cli import add_control_arguments, add_executor_arguments
+    from scalefree.trackers import add_tracker_arguments
     from scalefree.train.cli import add_config_arguments
 
     g = parser.add_argument_group("figure")
@@ -390,6 +391,7 @@ def add_arguments(parser: argparse.ArgumentParser, preset: FigurePreset) -> None
     if preset.best_seeds:
         parser.set_defaults(best_seeds=list(preset.best_seeds))
     add_executor_arguments(parser)
+    add_tracker_arguments(parser)
     settings = parser.add_argument_group(
         "run settings (scalefree train flags the preset leaves open)"
     )
