@@ -44,3 +44,12 @@ def tiny_run(log_folder, *, sizes: tuple[int, int] = (256, 64), **overrides):
 def synthetic_flags(n_train: int = 256, n_test: int = 64) -> list[str]:
     """The `scalefree train` flags of the same small synthetic set."""
     return ["--dataset", "synthetic", "--synthetic-sizes", str(n_train), str(n_test)]
+
+
+def exit_code(main, argv) -> int:
+    """``main(argv)``'s exit code, whether it returns it or argparse exits (a flag refused while
+    the command line is parsed)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code

@@ -26,6 +26,7 @@ FLOORS: dict[str, int] = {
     "io": 1,
     "registry": 1,
     "chance": 1,
+    "cli_flags": 1,
     "locking": 2,
     "rundir": 3,
     "data": 4,

@@ -15,6 +15,7 @@ from scalefree.optim.registry import accepted_options
 from scalefree.optim.scale_free import check_scale_free
 from scalefree.plots.figures import METHOD_COLORS
 from scalefree.plots.tables import METHOD_ORDER, method_sort_key
+from tests.helpers import exit_code
 from tests.reference.adam_family import NAMES
 
 
@@ -137,7 +138,7 @@ def test_check_scale_free_cli_user_factory_and_errors(capsys):
     assert main(["check-scale-free", "--factory", f"{__name__}:user_factory", "--steps", "5"]) == 0
     assert "not scale-free" in capsys.readouterr().out
     assert main(["check-scale-free", "--factory", "nonexistent_mod:f"]) == 2
-    assert main(["check-scale-free", "--steps", "0"]) == 2
+    assert exit_code(main, ["check-scale-free", "--steps", "0"]) == 2
     assert "--steps must be a positive integer" in capsys.readouterr().err
 
 

@@ -181,7 +181,9 @@ def _fake_logs(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("name", ["report.html", "summary.csv", "figures/CIFAR10_ResNet20_NoBN_curves.png"])
+@pytest.mark.parametrize(
+    "name", ["report.html", "summary.csv", "figures/CIFAR10_ResNet20_NoBN_curves.png"]
+)
 def test_report_outputs_refuse_a_planted_link_and_change_nothing(tmp_path, capsys, name):
     from tests.sweep.conftest import result_mtimes
 

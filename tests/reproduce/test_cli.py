@@ -8,6 +8,7 @@ import pytest
 
 from scalefree.cli import build_parser, main
 from scalefree.reproduce.cli import PRESETS
+from tests.helpers import exit_code
 
 
 def test_reproduce_quadratic_end_to_end(tmp_path, capsys):
@@ -54,7 +55,7 @@ def test_reproduce_adagrad_restart_no_plot(tmp_path, capsys):
     ],
 )
 def test_bad_values_exit_2_naming_the_flag(argv, flag, tmp_path, capsys):
-    assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2
+    assert exit_code(main, ["reproduce", *argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())  # nothing written

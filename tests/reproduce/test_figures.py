@@ -13,6 +13,7 @@ from scalefree.reproduce.figures import FIGURES, preset_axes
 from scalefree.sweep import cli as sweep_cli
 from scalefree.sweep.grid import PAPER_ETA0S, PAPER_WEIGHT_DECAYS, Axes
 from scalefree.train.cli import config_from_args
+from tests.helpers import exit_code
 from tests.sweep.conftest import FakeExecutor
 
 # Runs per preset with one seed: 5 x 6 = 30 grid points per optimizer, 2 optimizers per
@@ -110,7 +111,8 @@ def test_preset_axes_cover_the_reference_points():
                                             (["--seeds", "-1"], "--seeds"),
                                             (["--epochs", "0"], "--epochs")])  # fmt: skip
 def test_bad_preset_flags_are_usage_errors(args, flag, capsys, tmp_path):
-    assert main(["reproduce", "fig6", "--log-folder", str(tmp_path), "--dry-run", *args]) == 2
+    argv = ["reproduce", "fig6", "--log-folder", str(tmp_path), "--dry-run", *args]
+    assert exit_code(main, argv) == 2
     assert flag in capsys.readouterr().err
 
 

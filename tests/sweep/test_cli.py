@@ -63,10 +63,13 @@ def test_executors_are_registry_entries_built_by_make_executor(tmp_path):
     assert built == [tmp_path]
     # --workers and --runs-per-gpu are checked once (LocalExecutor.check_options), for every
     # executor and before its optional package is looked for.
+    # (The parser refuses 0 first; a Namespace built by code reaches make_executor.)
     for executor in ("local", "ray", "slurm"):
         for flag in ("--workers", "--runs-per-gpu"):
+            args = _executor_args("--executor", executor)
+            setattr(args, flag[2:].replace("-", "_"), 0)
             with pytest.raises(UsageError, match=f"^{flag} must be a positive integer, got 0$"):
-                make_executor(_executor_args("--executor", executor, flag, "0"), tmp_path)
+                make_executor(args, tmp_path)
     with pytest.raises(UsageError, match="^--workers must be a positive integer, got -1$"):
         LocalExecutor(workers=-1)
     missing = ExecutorEntry("far", lambda a, f: None, "far away", package="no_such_package_x")

@@ -16,6 +16,7 @@ from scalefree.rundir.write import finished_result
 from scalefree.sweep.locking import RunLock, is_locked
 from scalefree.sweep.tasks import FAILED_RESULT_KEPT
 from scalefree.train.trainer import initial_weights_path
+from tests.helpers import exit_code
 from tests.sweep.conftest import TINY_FLAGS, grid_run_dirs, result_mtimes, sweep, tiny_config
 
 
@@ -130,7 +131,9 @@ def test_a_corrupt_stored_initialization_is_a_usage_error_naming_it(tmp_path, ca
     ],
 )
 def test_bad_input_is_a_usage_error_naming_the_flag(tmp_path, capsys, args, flag):
-    code = main(["sweep", "--dataset", "synthetic", "--log-folder", str(tmp_path), *args])
+    code = exit_code(
+        main, ["sweep", "--dataset", "synthetic", "--log-folder", str(tmp_path), *args]
+    )
     assert code == 2
     assert flag in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scalefree.cli_flags import add_int
 from scalefree.errors import UsageError
 from scalefree.models import MODELS
 from scalefree.rundir import iter_run_dirs
@@ -41,16 +42,6 @@ CONFIG_FLAGS = frozenset(
 )  # fmt: skip
 PRINT_TABLES_UP_TO = 3  # more targets than this print one line each
 __all__ = ["add_parser", "diagnose_run", "run"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -85,13 +76,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="RUN_DIR: the run's initial weights or its last checkpoint (default: final; model "
         "flags: init, the only choice)",
     )
-    p.add_argument(
+    add_int(
+        p,
         "--batches",
-        type=_positive,
+        f"training batches to average over (default: {DEFAULT_BATCHES})",
         default=DEFAULT_BATCHES,
-        help=f"training batches to average over (default: {DEFAULT_BATCHES})",
+        metavar=None,
     )
-    p.add_argument("--threads", type=_positive, help="CPU threads (default: torch's)")
+    add_int(p, "--threads", "CPU threads (default: torch's)", metavar=None)
     p.add_argument(
         "--include-bias-norm",
         action="store_true",

@@ -7,6 +7,7 @@ import importlib
 
 import torch
 
+from scalefree.cli_flags import add_int
 from scalefree.errors import UsageError
 from scalefree.optim.adam_family import DECAY_CONVENTIONS
 from scalefree.optim.registry import OPTIMIZERS
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="MODULE:FUNC",
         help="check a user factory FUNC(params) -> torch.optim.Optimizer instead",
     )
-    p.add_argument("--steps", type=int, default=100)
+    add_int(p, "--steps", default=100, metavar=None)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--weight-decay", type=float, default=1e-2)
     p.add_argument("--eps", type=float, nargs="+", default=[0.0, 1e-8], dest="eps_values")
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "their own",
     )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("--seed", type=int, default=0)
+    add_int(p, "--seed", minimum=0, default=0, metavar=None)
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     _document(p)
     p.set_defaults(func=run)
@@ -89,8 +90,6 @@ def _load_factory(spec: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.steps < 1:
-        raise UsageError(f"--steps must be a positive integer, got {args.steps}")
     if not args.lr > 0:
         raise UsageError(f"--lr must be positive, got {args.lr}")
     if not args.weight_decay >= 0:

@@ -13,8 +13,10 @@ import errno
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from scalefree.cli_flags import add_int
 from scalefree.errors import DiskFull, UsageError
 from scalefree.rundir import RunRecord
 from scalefree.rundir.stats import QUANTITIES
@@ -35,52 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     plot.set_defaults(func=_missing_kind)
     kinds = plot.add_subparsers(dest="kind", metavar="FIGURE", parser_class=type(plot))
 
-    p = kinds.add_parser(
-        "heatmap", help="final test error over eta0 x weight decay per method (Figures 2-6)"
-    )
-    _common(p, "heatmap")
-    p.set_defaults(func=_guarded(_run_heatmap))
-
-    p = kinds.add_parser(
-        "curves", help="training loss and test accuracy of each method's best setting (Fig. 3)"
-    )
-    _common(p, "curves")
-    p.set_defaults(func=_guarded(_run_curves))
-
-    p = kinds.add_parser(
-        "histogram", help="update-magnitude histograms per epoch (Figure 3 right, Appendix C)"
-    )
-    _common(p, "histogram")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        nargs="+",
-        metavar="E",
-        help="epochs to overlay (default: up to 4 from first to last recorded)",
-    )
-    p.add_argument(
-        "--quantity",
-        choices=QUANTITIES,
-        default="update_over_alpha",
-        help="which histogram: |u|/alpha (default, the paper's), |u|, |grad|, |x|",
-    )
-    p.add_argument("--layer", help="one layer (parameter name) instead of the whole model")
-    p.set_defaults(func=_guarded(_run_histogram))
-
-    p = kinds.add_parser(
-        "correlation",
-        help="AdamW's advantage over AdamL2 vs depth, beside the update spread (Section 4.1)",
-    )
-    _common(p, "correlation", methods=False)
-    p.add_argument("--baseline", default="AdamL2", help="non-scale-free method (default AdamL2)")
-    p.add_argument("--method", default="AdamW", help="scale-free method (default AdamW)")
-    p.add_argument(
-        "--quantity",
-        choices=QUANTITIES,
-        default="update_over_alpha",
-        help="histogram whose spread is plotted (default |u|/alpha)",
-    )
-    p.set_defaults(func=_guarded(_run_correlation))
+    for figure in FIGURE_COMMANDS:
+        p = kinds.add_parser(figure.name, help=figure.help)
+        _common(p, figure.name, methods=figure.methods)
+        figure.arguments(p)
+        p.set_defaults(func=_guarded(figure.run))
 
     r = subparsers.add_parser(
         "report",
@@ -161,10 +122,33 @@ def _common(p: argparse.ArgumentParser, kind: str, methods: bool = True) -> None
 
 
 def _missing_kind(args: argparse.Namespace) -> int:
+    kinds = ",".join(f.name for f in FIGURE_COMMANDS)
     raise UsageError(
-        "choose a figure: scalefree plot {heatmap,curves,histogram,correlation} "
-        "LOG_FOLDER (see scalefree plot --help)"
+        f"choose a figure: scalefree plot {{{kinds}}} LOG_FOLDER (see scalefree plot --help)"
     )
+
+
+def _quantity_argument(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--quantity", choices=QUANTITIES, default="update_over_alpha", help=help)
+
+
+def _histogram_arguments(p: argparse.ArgumentParser) -> None:
+    add_int(
+        p,
+        "--epochs",
+        "epochs to overlay (default: up to 4 from first to last recorded)",
+        minimum=0,
+        metavar="E",
+        nargs="+",
+    )
+    _quantity_argument(p, "which histogram: |u|/alpha (default, the paper's), |u|, |grad|, |x|")
+    p.add_argument("--layer", help="one layer (parameter name) instead of the whole model")
+
+
+def _correlation_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", default="AdamL2", help="non-scale-free method (default AdamL2)")
+    p.add_argument("--method", default="AdamW", help="scale-free method (default AdamW)")
+    _quantity_argument(p, "histogram whose spread is plotted (default |u|/alpha)")
 
 
 # ------------------------------------------------------------------------------ selection
@@ -324,3 +308,41 @@ def _run_report(args: argparse.Namespace) -> int:
     for path in write_report_files(args.log_folder, args.out):
         print(path)
     return 0
+
+
+@dataclass(frozen=True)
+class FigureCommand:
+    """One ``scalefree plot`` sub-command: a new figure kind is one entry of FIGURE_COMMANDS."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None  # its own flags
+    methods: bool = True  # takes the --methods filter
+
+
+FIGURE_COMMANDS: tuple[FigureCommand, ...] = (
+    FigureCommand(
+        "heatmap",
+        "final test error over eta0 x weight decay per method (Figures 2-6)",
+        _run_heatmap,
+    ),
+    FigureCommand(
+        "curves",
+        "training loss and test accuracy of each method's best setting (Fig. 3)",
+        _run_curves,
+    ),
+    FigureCommand(
+        "histogram",
+        "update-magnitude histograms per epoch (Figure 3 right, Appendix C)",
+        _run_histogram,
+        _histogram_arguments,
+    ),
+    FigureCommand(
+        "correlation",
+        "AdamW's advantage over AdamL2 vs depth, beside the update spread (Section 4.1)",
+        _run_correlation,
+        _correlation_arguments,
+        methods=False,
+    ),
+)

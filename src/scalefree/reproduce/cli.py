@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalefree.cli_flags import add_int
 from scalefree.errors import UsageError
 from scalefree.reproduce.figures import FIGURES, FigurePreset, add_arguments, run_preset
 
@@ -49,18 +50,10 @@ class Preset:
 # ----------------------------------------------------------------------------------- validation
 
 
-def _positive_int(args: argparse.Namespace, name: str, minimum: int = 1) -> int | None:
-    value = getattr(args, name)
-    if value is not None and value < minimum:
-        flag = "--" + name.replace("_", "-")
-        raise UsageError(f"{flag} must be an integer >= {minimum}, got {value}")
-    return value
-
-
 def _common(args: argparse.Namespace) -> tuple[Path, int | None, int]:
-    """Validate the flags every preset shares; returns (out_dir, iters or None, seed)."""
-    iters = _positive_int(args, "iters")
-    seed = _positive_int(args, "seed", minimum=0)
+    """Validate the flags every preset shares; returns (out_dir, iters or None, seed). The
+    parser has checked the numbers (``scalefree.cli_flags``)."""
+    iters, seed = args.iters, args.seed
     out = Path(args.out if args.out is not None else Path("results", "reproduce", args.experiment))
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a directory, but {out} is a file")
@@ -117,11 +110,11 @@ def _run_quadratic(args: argparse.Namespace) -> int:
 
 
 def _adagrad_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    add_int(
+        parser,
         "--round-length",
-        type=int,
+        "AdaGrad iterations per round (default 32 d, Algorithm 3 with M/mu = 1)",
         metavar="T",
-        help="AdaGrad iterations per round (default 32 d, Algorithm 3 with M/mu = 1)",
     )
 
 
@@ -129,7 +122,7 @@ def _run_adagrad_restart(args: argparse.Namespace) -> int:
     from scalefree.reproduce import adagrad_restart as a
 
     out, iters, seed = _common(args)
-    round_length = _positive_int(args, "round_length")
+    round_length = args.round_length
     T = a.AdaGradRestartConfig(round_length=round_length).T
     if iters is not None and iters < T:
         raise UsageError(f"--iters must be at least one round of T = {T} iterations, got {iters}")
@@ -226,13 +219,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             if name in FIGURES or name.startswith("depth")
             else f"output directory (default: results/reproduce/{name} in the current folder)",
         )
-        p.add_argument(
-            "--iters",
-            type=int,
-            metavar="N",
-            help="iterations (gradient calls) per run (default: the experiment's)",
+        add_int(p, "--iters", "iterations (gradient calls) per run (default: the experiment's)")
+        add_int(
+            p, "--seed", "seed of the start point (default 0)", minimum=0, default=0, metavar=None
         )
-        p.add_argument("--seed", type=int, default=0, help="seed of the start point (default 0)")
         p.add_argument("--no-plot", action="store_true", help="write the JSON only, no PNG")
         preset.add_arguments(p)
         p.set_defaults(func=preset.run)

@@ -47,6 +47,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from scalefree.cli_flags import add_int
 from scalefree.errors import UsageError
 from scalefree.rundir.summary import TIMESCALE_AXIS, WEIGHT_DECAY_AXIS, DecayAxis
 from scalefree.sweep.grid import (
@@ -314,10 +315,6 @@ def build_sweeps(preset: FigurePreset, args: argparse.Namespace) -> list[Sweep]:
     """One :class:`Sweep` per experiment of the preset, from the parsed flags."""
     seeds = validate_seeds(args.seeds if args.seeds is not None else [args.seed])
     methods = validate_methods(preset.methods)
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.iters is not None and args.iters < 1:
-        raise UsageError(f"--iters must be a positive integer, got {args.iters}")
     log_folder = str(args.log_folder or Path("logs") / preset.name)
     return [
         Sweep(
@@ -380,7 +377,7 @@ def add_arguments(parser: argparse.ArgumentParser, preset: FigurePreset) -> None
         metavar="SEED",
         help="seeds (default: --seed); one initialization per seed",
     )
-    g.add_argument("--epochs", type=int, help="epochs per run (default: the paper's)")
+    add_int(g, "--epochs", "epochs per run (default: the paper's)", metavar=None)
     g.add_argument("--log-folder", type=Path, help="run folder (default: logs/<preset>)")
     g.add_argument(
         "--dataset",

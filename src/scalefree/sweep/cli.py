@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from scalefree.cli_flags import add_int
 from scalefree.errors import UsageError
 from scalefree.rundir.summary import TIMESCALE_AXIS, WEIGHT_DECAY_AXIS
 from scalefree.sweep.executor_choice import EXECUTORS, make_executor
@@ -116,12 +117,12 @@ def add_control_arguments(
         "value beyond it and run the new points (the paper's protocol, Section 4; default: "
         f"{'on' if extend_default else 'off'})",
     )
-    g.add_argument(
+    add_int(
+        g,
         "--max-extensions",
-        type=int,
+        "at most N extension rounds (default: %(default)s)",
+        minimum=0,
         default=max_extensions,
-        metavar="N",
-        help="at most N extension rounds (default: %(default)s)",
     )
     g.add_argument(
         "--best-seeds",
@@ -167,18 +168,9 @@ def _local_arguments(p: argparse.ArgumentParser) -> None:
         default="local",
         help="where runs execute (default: local)",
     )
-    g.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="local: runs at once (default: GPUs x --runs-per-gpu, or 1 on the CPU)",
-    )
-    g.add_argument(
-        "--runs-per-gpu",
-        type=int,
-        default=1,
-        metavar="K",
-        help="runs sharing one GPU at once (default: 1)",
+    add_int(g, "--workers", "local: runs at once (default: GPUs x --runs-per-gpu, or 1 on the CPU)")
+    add_int(
+        g, "--runs-per-gpu", "runs sharing one GPU at once (default: 1)", default=1, metavar="K"
     )
 
 
@@ -189,19 +181,8 @@ def _ray_arguments(p: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="join this Ray cluster (e.g. auto, ray://head:10001); default: start a local one",
     )
-    r.add_argument(
-        "--ray-num-cpus",
-        type=int,
-        metavar="N",
-        help="CPUs of a local Ray instance (default: all)",
-    )
-    r.add_argument(
-        "--cpus-per-run",
-        type=int,
-        default=1,
-        metavar="N",
-        help="Ray CPUs (and threads) per run (default: 1)",
-    )
+    add_int(r, "--ray-num-cpus", "CPUs of a local Ray instance (default: all)")
+    add_int(r, "--cpus-per-run", "Ray CPUs (and threads) per run (default: 1)", default=1)
 
 
 def _slurm_arguments(p: argparse.ArgumentParser) -> None:
@@ -214,21 +195,15 @@ def _slurm_arguments(p: argparse.ArgumentParser) -> None:
         help="time limit per job, minutes or [D-]HH:MM[:SS]; a job that hits it is requeued "
         "and resumes from its checkpoint (default: %(default)s)",
     )
-    s.add_argument(
+    add_int(
+        s,
         "--slurm-gpus-per-node",
-        type=int,
-        metavar="N",
-        help="GPUs per job (default: 1, or 0 with --device cpu); a job runs N x --runs-per-gpu runs",
+        "GPUs per job (default: 1, or 0 with --device cpu); a job runs N x --runs-per-gpu runs",
+        minimum=0,
     )
-    s.add_argument("--slurm-cpus-per-task", type=int, metavar="N", help="CPUs per job")
+    add_int(s, "--slurm-cpus-per-task", "CPUs per job")
     s.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory per job")
-    s.add_argument(
-        "--slurm-array-parallelism",
-        type=int,
-        default=64,
-        metavar="N",
-        help="jobs at once (default: %(default)s)",
-    )
+    add_int(s, "--slurm-array-parallelism", "jobs at once (default: %(default)s)", default=64)
     s.add_argument("--slurm-account", metavar="NAME", help="account to charge")
     s.add_argument("--slurm-qos", metavar="NAME", help="quality of service")
     s.add_argument(
@@ -265,8 +240,6 @@ def _slurm_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_control(args: argparse.Namespace) -> None:
-    if args.max_extensions < 0:
-        raise UsageError(f"--max-extensions must be >= 0, got {args.max_extensions}")
     if args.executor == "slurm" and args.slurm_no_wait and args.extend_boundary:
         raise UsageError(
             "--slurm-no-wait cannot be combined with --extend-boundary (extension needs the "
