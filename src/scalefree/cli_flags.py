@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_int", "requirement"]
+__all__ = ["add_int"]
 
 
-def requirement(minimum: int) -> str:
+def _requirement(minimum: int) -> str:
     """How a flag's value must be, as the error message says it."""
     return "must be a positive integer" if minimum == 1 else f"must be an integer >= {minimum}"
 
@@ -36,7 +36,7 @@ class _AtLeast(argparse.Action):
     ) -> None:
         for value in values if isinstance(values, list) else [values]:
             if value < self.minimum:
-                parser.error(f"{option_string} {requirement(self.minimum)}, got {value}")
+                parser.error(f"{option_string} {_requirement(self.minimum)}, got {value}")
         setattr(namespace, self.dest, values)
 
 

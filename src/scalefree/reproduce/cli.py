@@ -51,13 +51,12 @@ class Preset:
 
 
 def _common(args: argparse.Namespace) -> tuple[Path, int | None, int]:
-    """Validate the flags every preset shares; returns (out_dir, iters or None, seed). The
-    parser has checked the numbers (``scalefree.cli_flags``)."""
-    iters, seed = args.iters, args.seed
+    """The flags every preset shares: (out_dir, iters or None, seed). ``--out`` is checked here;
+    the parser has checked the numbers (``scalefree.cli_flags``)."""
     out = Path(args.out if args.out is not None else Path("results", "reproduce", args.experiment))
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a directory, but {out} is a file")
-    return out, iters, seed
+    return out, args.iters, args.seed
 
 
 def _print_paths(paths: list[Path]) -> None:
